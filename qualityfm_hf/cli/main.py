@@ -1,0 +1,49 @@
+"""`qualityfm` command line, laid out like accelerate's: one module per command.
+
+Each command module defines `<name>_command_parser(subparsers)`, which registers its sub-parser and
+sets `func`. Torch and transformers are imported inside the commands, so `qualityfm --help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import QualityFMCLIError
+
+# (module, parser-builder) in the order `--help` lists them.
+COMMANDS = [
+    ("env", "env_command_parser"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qualityfm",
+        description="QualityFM: quality-aware foundation model for ICU/OR PPG and ECG waveforms.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name, builder in COMMANDS:
+        module = importlib.import_module(f".{module_name}", __package__)
+        getattr(module, builder)(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except QualityFMCLIError as err:
+        # One line, no traceback: the message already says what to do.
+        print(f"qualityfm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
