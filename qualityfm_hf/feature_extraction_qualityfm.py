@@ -16,7 +16,7 @@ Pipeline, following the pretraining code (paper notes §1.1, §4.1):
 import warnings
 from collections import Counter
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -65,7 +65,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             samples is the tokenizer's total stride, i.e. one token.
     """
 
-    model_input_names = ["input_values", "attention_mask", "channel_mask"]
+    model_input_names: ClassVar[list[str]] = ["input_values", "attention_mask", "channel_mask"]
 
     def __init__(
         self,
@@ -80,7 +80,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         pad_to_multiple_of: int | None = 500,
         **kwargs,
     ):
-        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        super().__init__(
+            feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs
+        )
         self.channel_names = tuple(channel_names)
         if len(self.channel_names) != feature_size:
             raise ValueError(
@@ -88,7 +90,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                 f"{feature_size}; give one name per input channel."
             )
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization is {normalization!r}, but has to be one of {list(NORMALIZATIONS)}.")
+            raise ValueError(
+                f"normalization is {normalization!r}, but has to be one of {list(NORMALIZATIONS)}."
+            )
         if not 0.0 <= max_nan_fraction <= 1.0:
             raise ValueError(f"max_nan_fraction must be in [0, 1]; got {max_nan_fraction}.")
         self.segment_seconds = self._check_segment_seconds(segment_seconds)
@@ -131,16 +135,22 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             - **attention_mask** (`(n_windows, time)`, int64): 1 for real samples, 0 for padding;
             - **channel_mask** (`(n_windows, 2)`, int64): 1 where the channel was given.
         """
-        seconds = self.segment_seconds if segment_seconds is _UNSET else self._check_segment_seconds(segment_seconds)
+        seconds = (
+            self.segment_seconds
+            if segment_seconds is _UNSET
+            else self._check_segment_seconds(segment_seconds)
+        )
         batch = self._as_batch(signals)
         rates = self._rates_per_signal(sampling_rate, len(batch))
 
         kept, rejected = [], []
         for index, (item, rate) in enumerate(zip(batch, rates)):
             channels = self._parse_signal(item, index)
-            values, missing, present = self._resample(channels, self._parse_rates(rate, channels, index), index)
+            values, missing, present = self._resample(
+                channels, self._parse_rates(rate, channels, index), index
+            )
             for window, start in enumerate(self._window_starts(values.shape[1], seconds)):
-                stop = start + (values.shape[1] if seconds is None else int(round(seconds * self.sampling_rate)))
+                stop = start + (values.shape[1] if seconds is None else round(seconds * self.sampling_rate))
                 stop = min(stop, values.shape[1])
                 x, gone = values[:, start:stop], missing[:, start:stop]
                 problem = self._window_problem(x, gone, present)
@@ -171,7 +181,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
 
     def _check_segment_seconds(self, seconds: float | None) -> float | None:
         if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
-            raise ValueError(f"segment_seconds must be a positive number of seconds or None; got {seconds!r}.")
+            raise ValueError(
+                f"segment_seconds must be a positive number of seconds or None; got {seconds!r}."
+            )
         return None if seconds is None else float(seconds)
 
     def _as_batch(self, signals: Any) -> list:
@@ -190,7 +202,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         try:
             array = np.asarray(value)
         except ValueError as err:  # ragged nested lists
-            raise ValueError(f"{what} could not be read as a numeric array ({err}); pass a numpy array.") from None
+            raise ValueError(
+                f"{what} could not be read as a numeric array ({err}); pass a numpy array."
+            ) from None
         if array.dtype.kind not in "iuf":
             raise ValueError(
                 f"{what} must hold real numbers (float or int); got dtype {array.dtype}. Convert it with "
@@ -223,10 +237,14 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                     raise ValueError(f"{where}[{name!r}] must be 1-D (time,); got shape {array.shape}.")
                 channels[canonical] = array
             if all(v is None for v in channels.values()):
-                raise ValueError(f"{where} is an empty dict; give at least one of {list(self.channel_names)}.")
+                raise ValueError(
+                    f"{where} is an empty dict; give at least one of {list(self.channel_names)}."
+                )
         else:
             array = self._as_numeric(item, where)
-            expected = f"(channels, time) = ({self.feature_size}, time) in the order {list(self.channel_names)}"
+            expected = (
+                f"(channels, time) = ({self.feature_size}, time) in the order {list(self.channel_names)}"
+            )
             if array.ndim != 2:
                 raise ValueError(
                     f"{where} must be {expected}; got a {array.ndim}-D array of shape {array.shape}. For one channel "
@@ -247,7 +265,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             channels = dict(zip(self.channel_names, array))
         for name, value in channels.items():
             if value is not None and value.size == 0:
-                raise ValueError(f"{where} channel {name} is empty; give at least one sample or omit the channel.")
+                raise ValueError(
+                    f"{where} channel {name} is empty; give at least one sample or omit the channel."
+                )
         return channels
 
     def _rates_per_signal(self, sampling_rate: Any, n_signals: int) -> list:
@@ -281,11 +301,15 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                     f"{sorted(rates)}); add {name!r}: <Hz> to the dict."
                 )
             fs = rates[name]
-            if isinstance(fs, bool) or not isinstance(fs, (int, float, np.integer, np.floating)) or not (
-                np.isfinite(fs) and fs > 0
+            if (
+                isinstance(fs, bool)
+                or not isinstance(fs, (int, float, np.integer, np.floating))
+                or not (np.isfinite(fs) and fs > 0)
             ):
-                raise ValueError(f"sampling_rate for signal {index} channel {name} must be a positive number of Hz; "
-                                 f"got {fs!r}.")
+                raise ValueError(
+                    f"sampling_rate for signal {index} channel {name} must be a positive number of Hz; "
+                    f"got {fs!r}."
+                )
             out[name] = float(fs)
         return out
 
@@ -323,7 +347,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         durations = {name: seconds for name, (_, _, seconds) in resampled.items()}
         if max(durations.values()) - min(durations.values()) > 1.0:
             raise ValueError(
-                f"signal {index}: channels span different durations {({k: round(v, 2) for k, v in durations.items()})} "
+                f"signal {index}: channels span different durations { ({k: round(v, 2) for k, v in durations.items()}) } "
                 "seconds (samples / sampling_rate); check each channel's sampling_rate."
             )
         length = min(out.size for out, _, _ in resampled.values())
@@ -332,13 +356,17 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         present = np.zeros(self.feature_size, dtype=bool)
         for row, name in enumerate(self.channel_names):
             if name in resampled:
-                values[row], missing[row], present[row] = resampled[name][0][:length], resampled[name][1][:length], True
+                values[row], missing[row], present[row] = (
+                    resampled[name][0][:length],
+                    resampled[name][1][:length],
+                    True,
+                )
         return values, missing, present
 
     def _window_starts(self, length: int, seconds: float | None) -> list[int]:
         if seconds is None:
             return [0]
-        size = int(round(seconds * self.sampling_rate))
+        size = round(seconds * self.sampling_rate)
         # A signal shorter than one window still gives one (shorter, padded) window instead of nothing.
         return list(range(0, length - size + 1, size)) or [0]
 
@@ -350,11 +378,15 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             if fraction == 1.0:
                 return f"{name} missing: all samples are NaN/inf (omit the channel if it was not recorded)"
             if fraction > self.max_nan_fraction:
-                return (f"{name} missing: {fraction:.0%} of samples are NaN/inf "
-                        f"(max_nan_fraction {self.max_nan_fraction:.0%})")
+                return (
+                    f"{name} missing: {fraction:.0%} of samples are NaN/inf "
+                    f"(max_nan_fraction {self.max_nan_fraction:.0%})"
+                )
             if self.max_gap_seconds is not None and gone.any():
                 edges = np.diff(np.concatenate([[0], gone.astype(np.int8), [0]]))
-                longest = (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max() / self.sampling_rate
+                longest = (
+                    np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+                ).max() / self.sampling_rate
                 if longest > self.max_gap_seconds:
                     return f"{name} gap: {longest:.2f} s of NaN/inf (max_gap_seconds {self.max_gap_seconds})"
             real = x[row][~gone]
@@ -378,7 +410,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         elif self.normalization == "none":
             out[rows] = data
         else:
-            raise ValueError(f"normalization is {self.normalization!r}, but has to be one of {list(NORMALIZATIONS)}.")
+            raise ValueError(
+                f"normalization is {self.normalization!r}, but has to be one of {list(NORMALIZATIONS)}."
+            )
         return out
 
     def _collate(self, kept, rejected, return_tensors, return_rejected, return_window_info) -> BatchFeature:
@@ -406,4 +440,4 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature({**data, **extra}, tensor_type=return_tensors, skip_tensor_conversion=set(extra))
 
 
-__all__ = ["QualityFMFeatureExtractor", "QualityFMWarning", "CHANNEL_ALIASES", "NORMALIZATIONS"]
+__all__ = ["CHANNEL_ALIASES", "NORMALIZATIONS", "QualityFMFeatureExtractor", "QualityFMWarning"]
