@@ -1,0 +1,34 @@
+"""Shared test helpers. Tests never touch the network: Hub tests use a loopback server or a seeded cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+# ../shared/data beside the checkout (present on developer machines and CI, not in a bare clone).
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def tiny_config(**overrides):
+    """A config small enough for seconds-long tests on 2 cores (hidden 16, 2 layers, 4 heads)."""
+    from qualityfm_hf import QualityFMConfig
+
+    values = dict(
+        hidden_size=16, num_attention_heads=4, num_hidden_layers=2, intermediate_size=32, conv_dim=(4, 8, 16),
+        window_size=4,
+    )
+    values.update(overrides)
+    return QualityFMConfig(**values)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
