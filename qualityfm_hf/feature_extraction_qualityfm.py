@@ -95,6 +95,14 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             )
         if not 0.0 <= max_nan_fraction <= 1.0:
             raise ValueError(f"max_nan_fraction must be in [0, 1]; got {max_nan_fraction}.")
+        if max_gap_seconds is not None and not max_gap_seconds >= 0:
+            raise ValueError(f"max_gap_seconds must be >= 0 seconds or None; got {max_gap_seconds!r}.")
+        if pad_to_multiple_of is not None and not (
+            isinstance(pad_to_multiple_of, int) and pad_to_multiple_of > 0
+        ):
+            raise ValueError(
+                f"pad_to_multiple_of must be a positive int (500 = one token) or None; got {pad_to_multiple_of!r}."
+            )
         self.segment_seconds = self._check_segment_seconds(segment_seconds)
         self.normalization = normalization
         self.max_nan_fraction = max_nan_fraction

@@ -148,6 +148,20 @@ def test_flat_channel_everywhere_raises(fe):
         fe({"PPG": sine(30, 300), "ECG_II": np.full(9000, 0.25)}, sampling_rate=300)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_gap_seconds": -1}, "max_gap_seconds must be"),
+        ({"pad_to_multiple_of": 0}, "pad_to_multiple_of must be"),
+        ({"max_nan_fraction": 1.5}, "max_nan_fraction must be"),
+        ({"segment_seconds": 0}, "segment_seconds must be"),
+    ],
+)
+def test_bad_settings_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        QualityFMFeatureExtractor(**kwargs)
+
+
 def test_unknown_normalization_lists_options():
     with pytest.raises(
         ValueError, match=r"'robust'.*\['minmax_joint', 'minmax_channel', 'zscore_channel', 'none'\]"
@@ -297,6 +311,22 @@ def test_resampling_to_300_hz_preserves_a_sine(rate):
     # Sample k sits at k / 300 s: compare with the analytic sine away from the filter's edges.
     expected = np.sin(2 * np.pi * hz * np.arange(9000) / 300)
     np.testing.assert_allclose(ecg[300:-300], expected[300:-300], atol=0.02)
+
+
+@pytest.mark.parametrize("rate", [125, 250])
+def test_resampling_has_no_edge_transient(rate):
+    # Zero padding inside the polyphase filter would pull the first and last samples towards 0.
+    fe = QualityFMFeatureExtractor(normalization="none")
+    ecg = fe({"ECG_II": sine(30, rate, 1.0, offset=5.0)}, sampling_rate=rate)["input_values"][0, 1]
+    np.testing.assert_allclose(ecg, sine(30, FS, 1.0, offset=5.0), atol=0.05)
+
+
+def test_missing_samples_map_to_the_right_window_after_resampling():
+    signal = {"PPG": sine(90, 125, 1.1), "ECG_II": sine(90, 125, 1.7)}
+    signal["PPG"][62 * 125 : 71 * 125] = np.nan  # 9 s = 30% of the window at 60-90 s
+    out = QualityFMFeatureExtractor(max_gap_seconds=None)(signal, sampling_rate=125, return_rejected=True)
+    assert [r[:3] for r in out["rejected"]] == [(0, 2, 60.0)]
+    assert out["rejected"][0][3].startswith("PPG missing: 30%")
 
 
 def test_channels_at_different_rates_are_aligned(fe):
