@@ -59,9 +59,10 @@ def test_rr_sqi_flips_isolated_good_beat_between_bad_ones():
     peaks = np.cumsum([0] + rr)
     # beats 10 (30 bpm), 11 (jump back), 12 (30 bpm), 13 (jump back) are bad on their own; nothing else is
     assert rr_sqi(peaks, FS, int(peaks[-1]) + 1) == pytest.approx((len(rr) - 4) / (len(rr) + 1))
-    rr = [300] * 10 + [200, 300, 200] + [300] * 16  # 90 bpm beats, each a >30% HR change -> 101 pattern
-    bad_alone = np.zeros(len(rr), bool)
-    assert rr_sqi(np.cumsum([0] + rr), FS, 9000) < (len(rr) - bad_alone.sum()) / (len(rr) + 1)
+    # RR 0.52 s (115 bpm, good) with two 0.48-s beats (125 bpm, bad) around one good 0.52-s beat; HR changes
+    # stay under 30% and RR changes under 0.5 s, so only the range rule fires: pattern 1 0 1 -> 1 1 1.
+    rr = [156] * 10 + [144, 156, 144] + [156] * 16
+    assert rr_sqi(np.cumsum([0] + rr), FS, 9000) == pytest.approx((29 - 3) / 30)  # not (29 - 2) / 30
 
 
 def test_ecg_quality_clean_60_bpm_near_one_and_150_bpm_zero():

@@ -1,0 +1,47 @@
+"""`qualityfm quality`: table and JSON output on real fixtures, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qualityfm_hf.cli.main import main
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_json_has_one_row_per_window_with_scores_in_range(capsys):
+    assert main(["quality", str(FIXTURES / "v100s"), "--json", "--window-seconds", "60", "--num-workers", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    record = out["records"][0]
+    assert (record["ppg_channel"], record["ecg_channel"]) == ("PLETH", "II")
+    assert [w["start_s"] for w in record["windows"]] == [0, 60, 120, 180, 240]  # 300 s / 60 s
+    for w in record["windows"]:
+        assert 0 <= w["ecg"] <= 1 and 0 <= w["ppg"] <= 1
+        assert w["combined"] == pytest.approx((w["ecg"] + w["ppg"]) / 2, abs=1e-4)
+        assert w["class"] in ("Bad", "Poor", "Acceptable", "Good", "Excellent")
+
+
+def test_table_notes_missing_ppg(capsys):
+    # A00015 is 20.3 s of single-lead ECG: 10-s windows give 2 rows, scored from the ECG alone.
+    assert main(["quality", str(FIXTURES / "A00015.hea"), "--window-seconds", "10", "--num-workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "PPG: missing" in out and "no lead II; ECG scored on ECG" in out
+    rows = [line for line in out.splitlines() if "PPG missing: scored from ECG alone" in line]
+    assert len(rows) == 2
+
+
+def test_missing_file_is_one_line_error(capsys, tmp_path):
+    assert main(["quality", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope" in err and "no such record" in err
+
+
+def test_unsupported_format_and_bad_window_are_errors(capsys, tmp_path):
+    (tmp_path / "x.csv").write_text("1,2\n")
+    assert main(["quality", str(tmp_path / "x.csv")]) == 1
+    assert "supported" in capsys.readouterr().err
+    assert main(["quality", str(FIXTURES / "v100s"), "--window-seconds", "0"]) == 1
+    assert "--window-seconds" in capsys.readouterr().err
