@@ -194,6 +194,8 @@ def segment_recording(
     size = int(round(window_seconds * sampling_rate))
     length = min(v.size for v in values.values())
     out.num_windows = length // size
+    if out.num_windows == 0:
+        out.notes.append(f"shorter than one window: {length / sampling_rate:.1f} s < {window_seconds:g} s")
     present = np.array([kind in values for kind in CHANNELS])
     kept, raw = [], []
     for w in range(out.num_windows):

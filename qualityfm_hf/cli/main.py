@@ -15,6 +15,7 @@ from .errors import QualityFMCLIError
 # (module, parser-builder) in the order `--help` lists them.
 COMMANDS = [
     ("env", "env_command_parser"),
+    ("build_pairs", "build_pairs_command_parser"),
     ("quality", "quality_command_parser"),
 ]
 
