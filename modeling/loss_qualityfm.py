@@ -1,0 +1,129 @@
+"""QualityFM self-distillation losses as small pure functions (paper notes §3).
+
+Tensors and floats in, a tensor out: no config, no state, no `torch.distributed`. The centre is a buffer of
+`QualityFMForSelfDistillation`, updated (and all-reduced) by its own no-grad `update_center`. Every function computes
+in float32 so bf16/fp16 activations do not lose the softmax and FFT precision. This file ships as Hub remote code:
+torch only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SPECTRAL_TARGETS = ("magnitude", "power")
+
+
+def zscore(values: torch.Tensor, dim: int = -1, eps: float = 1e-6) -> torch.Tensor:
+    """(x - mean) / (std + eps) along `dim`, population std (numpy's default, as the reference code).
+
+    `eps` keeps a constant row (a zero channel, a flat phase) finite: it maps to zeros instead of NaN.
+    """
+    mean = values.mean(dim=dim, keepdim=True)
+    std = values.std(dim=dim, keepdim=True, correction=0)
+    return (values - mean) / (std + eps)
+
+
+def spectral_targets(
+    signal: torch.Tensor, num_bins: int = 512, target: str = "magnitude", eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""
+    Reconstruction targets of the better (teacher-input) window (§3.2): z-scored amplitude and phase spectra.
+
+    Args:
+        signal (`torch.Tensor` of shape `(batch, channels, time)`): the waveforms, e.g. 9,000 samples at 300 Hz.
+        num_bins (`int`, defaults to 512): the first FFT bins kept. At 9,000 samples and 300 Hz the bin spacing is
+            1/30 Hz, so 512 bins cover 0–17 Hz, where the PPG and ECG energy lies.
+        target (`str`, defaults to "magnitude"): "magnitude" |X| (reference code) or "power" |X|² (paper wording).
+        eps (`float`, defaults to 1e-6): added to the standard deviation, so a zero channel gives zeros, not NaN.
+
+    Returns:
+        `tuple(torch.FloatTensor, torch.FloatTensor)`: amplitude and phase (radians before z-scoring), each of shape
+        `(batch, channels, num_bins)`, z-scored along frequency per sample and channel.
+    """
+    if target not in SPECTRAL_TARGETS:
+        raise ValueError(f"target is {target!r}, but has to be one of {list(SPECTRAL_TARGETS)}")
+    available = signal.shape[-1] // 2 + 1
+    if num_bins > available:
+        raise ValueError(
+            f"num_bins ({num_bins}) exceeds the {available} non-negative FFT bins of a {signal.shape[-1]}-sample "
+            "signal; pass a longer window or fewer bins."
+        )
+    # rfft's first bins equal fft's: the reference takes fft(x)[:512].
+    spectrum = torch.fft.rfft(signal.float(), dim=-1)[..., :num_bins]
+    amplitude = spectrum.abs()
+    if target == "power":
+        amplitude = amplitude**2
+    return zscore(amplitude, eps=eps), zscore(torch.angle(spectrum), eps=eps)
+
+
+def center_and_sharpen(teacher_out: torch.Tensor, center: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""
+    Teacher probabilities P_t = softmax((U_t − c) / τ_t) over the feature axis, detached (§3.1).
+
+    Args:
+        teacher_out (`torch.Tensor` of shape `(batch, tokens, hidden)`): teacher encoder output U_t.
+        center (`torch.Tensor` broadcastable to `teacher_out`, e.g. `(1, tokens, hidden)`): the running centre c.
+        temperature (`float`): τ_t (0.04 in the paper); below 1 it sharpens.
+
+    Returns:
+        `torch.FloatTensor` of shape `(batch, tokens, hidden)`: rows summing to 1.
+    """
+    return F.softmax((teacher_out.float() - center.float()) / temperature, dim=-1).detach()
+
+
+def distillation_loss(
+    student_out: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    temperature: float,
+    token_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""
+    Cross-entropy −Σ_k P_t[k] log softmax(U_s / τ_s)[k] per token, averaged over batch and tokens (§3.1).
+
+    Args:
+        student_out (`torch.Tensor` of shape `(batch, tokens, hidden)`): student encoder output U_s.
+        teacher_probs (`torch.Tensor` of shape `(batch, tokens, hidden)`): from `center_and_sharpen`.
+        temperature (`float`): τ_s (0.1 in the paper).
+        token_mask (`torch.Tensor` of shape `(batch, tokens)`, *optional*): True/1 for real tokens; only those are
+            averaged.
+
+    Returns:
+        `torch.FloatTensor` scalar, in nats.
+    """
+    if student_out.shape != teacher_probs.shape:
+        raise ValueError(
+            f"student_out {tuple(student_out.shape)} and teacher_probs {tuple(teacher_probs.shape)} must have the "
+            "same (batch, tokens, hidden) shape; feed teacher and student windows of equal length."
+        )
+    per_token = -(teacher_probs.float() * F.log_softmax(student_out.float() / temperature, dim=-1)).sum(-1)
+    if token_mask is None:
+        return per_token.mean()
+    mask = token_mask.to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def spectral_loss(pred: torch.Tensor, target: torch.Tensor, channel_mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""
+    SmoothL1 (β = 1, mean) between predicted and target spectra (§3.2).
+
+    Args:
+        pred (`torch.Tensor` of shape `(batch, channels, bins)`): the student decoder's amplitude or phase.
+        target (`torch.Tensor` of shape `(batch, channels, bins)`): from `spectral_targets`.
+        channel_mask (`torch.Tensor` of shape `(batch, channels)`, *optional*): 1 where the target channel was
+            recorded. Beyond the reference code: a missing channel's all-zero target is not a spectrum to learn, so
+            only present channels are averaged. Without a mask this is exactly `F.smooth_l1_loss(pred, target)`.
+
+    Returns:
+        `torch.FloatTensor` scalar.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
+    if channel_mask is None:
+        return F.smooth_l1_loss(pred.float(), target.float(), beta=1.0)
+    per_element = F.smooth_l1_loss(pred.float(), target.float(), beta=1.0, reduction="none")
+    weight = channel_mask.to(per_element.dtype)[:, :, None].expand_as(per_element)
+    return (per_element * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+__all__ = ["center_and_sharpen", "distillation_loss", "spectral_loss", "spectral_targets", "zscore"]
