@@ -97,7 +97,7 @@ def main() -> int:
         print(f"shared data not found at {SHARED}", file=sys.stderr)
         return 1
     warnings.filterwarnings("ignore")
-    import neurokit2  # noqa: F401  (import once, before timing and before forking workers)
+    import neurokit2
 
     from qualityfm_hf import quality
 
@@ -125,7 +125,7 @@ def main() -> int:
         detectors = detector_accuracy(["neurokit", "pantompkins1985", "kalidas2017", "martinez2004",
                                        "elgendi2010", "hamilton2002"])
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         commit = None
     result = {

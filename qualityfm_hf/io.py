@@ -257,12 +257,12 @@ def read_recording(path: str | os.PathLike) -> Recording:
 
 
 __all__ = [
-    "Recording",
-    "read_wfdb",
-    "read_vital",
-    "read_recording",
-    "find_channel",
     "CHANNEL_KINDS",
     "SUPPORTED_FORMATS",
     "VITAL_DEFAULT_TRACKS",
+    "Recording",
+    "find_channel",
+    "read_recording",
+    "read_vital",
+    "read_wfdb",
 ]

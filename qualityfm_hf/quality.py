@@ -442,15 +442,15 @@ def score_windows(
 
 
 __all__ = [
+    "ECG_METHODS",
     "QUALITY_CLASSES",
     "QUALITY_THRESHOLDS",
     "UNSCORED",
-    "ECG_METHODS",
     "QualityScores",
     "ecg_quality",
     "ppg_quality",
-    "rr_sqi",
     "quality_class",
     "quality_class_index",
+    "rr_sqi",
     "score_windows",
 ]

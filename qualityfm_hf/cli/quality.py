@@ -68,7 +68,7 @@ def score_record(path: str, window_seconds: float, num_workers: int | None, ecg_
         _to_target_rate(recording.signals[name], recording.sampling_rates[name]) if name else None
         for name in (ppg_name, ecg_name)
     ]
-    length = int(round(window_seconds * TARGET_RATE))
+    length = round(window_seconds * TARGET_RATE)
     n = min(len(c) for c in channels if c is not None) // length
     notes = []
     if ecg_name is not None and find_channel(recording, "ECG_II") is None:
