@@ -40,10 +40,10 @@ RRSQI_MIN_QRS = 20  # fewer detected QRS -> score 0
 RRSQI_MIN_SAMPLES = 200
 
 # R-peak detectors offered, each a neurokit2 `ecg_findpeaks` method with its matching `ecg_clean` method.
-# "neurokit" is the default: on MIT-BIH record 100 (30-s windows at 300 Hz, +-150 ms) it found 98.8% of the
-# annotated beats with 99.8% precision at ~2 ms per window, where Pan-Tompkins was faster but less precise
-# (98.7%) and Hamilton (the reference code's biosppy detector) 6x slower and less accurate; see
-# benchmarks/bench_quality.py.
+# "neurokit" is the default: on MIT-BIH record 100 (30-s windows at 300 Hz, edge beats excluded, +-150 ms)
+# it found 99.4% of the annotated beats with 100% precision, at ~2.8 ms per window uncontended. Pan-Tompkins
+# is ~2.5x faster but less precise (99.4% / 98.7%), and Hamilton (the reference code's biosppy detector) is
+# slower and less accurate (93% / 90%); see benchmarks/bench_quality.py --detectors.
 ECG_METHODS = {
     "neurokit": "neurokit",
     "pantompkins1985": "pantompkins1985",
