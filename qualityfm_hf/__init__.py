@@ -9,7 +9,7 @@ from .modeling.modeling_qualityfm import (
     QualityFMModel,
     QualityFMPreTrainedModel,
 )
-from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+from .feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
 from .registration import register
 
 register()
@@ -23,5 +23,6 @@ __all__ = [
     "QualityFMForPretraining",
     "QualityFMModel",
     "QualityFMPreTrainedModel",
+    "QualityFMWarning",
     "register",
 ]
