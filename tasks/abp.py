@@ -48,12 +48,20 @@ MAX_NAN_FRACTION = 0.2
 METRIC = "qualityfm_regression"
 HEADLINE_METRICS = ("sbp_mae", "dbp_mae")
 CARD = {
-    "task_name": "Arterial blood pressure estimation (SBP/DBP)",
-    "pipeline_tag": "audio-classification",
-    "labels": ID2LABEL,
-    "dataset": "PhysioNet/Computing in Cardiology Challenge 2015 records with II + PLETH + ABP, ODC-By 1.0",
-    "preprocessing": "30-s windows of [PPG, ECG]; targets = median beat-wise ABP peaks/troughs of the same window",
-    "intended_use": "Research on cuff-less blood pressure estimation; not a medical device.",
+    "task_name": "arterial blood pressure estimation (SBP/DBP)",
+    "task_tag": "blood-pressure-estimation",
+    "task_description": "Estimate systolic and diastolic arterial pressure (mmHg) of a window from PPG + ECG. "
+    "Targets are the median beat-wise peaks and troughs of the invasive ABP channel in the same window.",
+    "output_description": "systolic and diastolic blood pressure in mmHg",
+    "label_description": "two regression outputs [SBP, DBP] in mmHg",
+    "dataset_name": "PhysioNet/Computing in Cardiology Challenge 2015 records with II, PLETH and ABP",
+    "dataset_url": "https://physionet.org/content/challenge-2015/1.0.0/",
+    "data_license": "Open Data Commons Attribution License v1.0 (ODC-By 1.0)",
+    "data_citation": 'Clifford GD et al., "The PhysioNet/Computing in Cardiology Challenge 2015: Reducing False Arrhythmia Alarms in the ICU", Computing in Cardiology 2015; Goldberger AL et al., "PhysioBank, PhysioToolkit, and PhysioNet", Circulation 101(23), 2000.',
+    "window_description": "non-overlapping 30-s windows; windows with missing, flat, out-of-range (> 300 or "
+    "< 20 mmHg) ABP or too few beats are dropped and counted.",
+    "limitations": "Few patients; cuff-less BP estimates are not validated to any clinical standard (check the AAMI "
+    "and BHS rows above).",
 }
 
 

@@ -44,12 +44,19 @@ METRIC = "qualityfm_classification"
 HEADLINE_METRICS = ("auroc", "f1", "accuracy")
 THRESHOLD_CRITERION = "youden"
 CARD = {
-    "task_name": "Atrial fibrillation identification",
-    "pipeline_tag": "audio-classification",
-    "labels": ID2LABEL,
-    "dataset": "PhysioNet/Computing in Cardiology Challenge 2017 (AF from a short single-lead ECG), ODC-By 1.0",
-    "preprocessing": "30-s windows (shorter records whole), [PPG, ECG]; PPG absent and masked for the 2017 data",
-    "intended_use": "Research on rhythm classification from monitor waveforms; not a medical device.",
+    "task_name": "atrial fibrillation identification",
+    "task_tag": "atrial-fibrillation",
+    "task_description": "Classify a window of monitor waveform as atrial fibrillation (1) or not (0). Records longer "
+    "than one window give several windows; the record's probability is the mean over its windows.",
+    "output_description": "the probability of atrial fibrillation",
+    "label_description": "0 = not AF (normal, other rhythm, noisy), 1 = AF",
+    "dataset_name": "PhysioNet/Computing in Cardiology Challenge 2017",
+    "dataset_url": "https://physionet.org/content/challenge-2017/1.0.0/",
+    "data_license": "Open Data Commons Attribution License v1.0 (ODC-By 1.0)",
+    "data_citation": 'Clifford GD et al., "AF Classification from a Short Single Lead ECG Recording: the PhysioNet/Computing in Cardiology Challenge 2017", Computing in Cardiology 2017; Goldberger AL et al., Circulation 101(23), 2000.',
+    "window_description": "non-overlapping 30-s windows (a shorter record is one shorter window); the 2017 data are "
+    "single-lead ECG, so the PPG channel is absent and masked.",
+    "limitations": "Trained on single-lead handheld ECG (AliveCor) without PPG; ICU monitor data with PPG may differ.",
 }
 
 

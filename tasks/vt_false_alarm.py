@@ -37,13 +37,20 @@ THRESHOLD_CRITERION = "physionet_score"  # the Challenge score; chosen on valida
 # The paper's VTaC loss weight (notes §5.1); our finetune sets pos_weight from the training split instead.
 PAPER_POS_WEIGHT = 3.54
 CARD = {
-    "task_name": "False VT alarm detection",
-    "pipeline_tag": "audio-classification",
-    "labels": ID2LABEL,
-    "dataset": "PhysioNet/Computing in Cardiology Challenge 2015 (VT alarms), ODC-By 1.0",
-    "preprocessing": "10 s before the alarm (t = 300 s), [PPG (PLETH), ECG lead II or first ECG lead]; PPG masked "
-    "when absent",
-    "intended_use": "Research on suppressing false VT alarms; not a medical device.",
+    "task_name": "false VT alarm detection",
+    "task_tag": "false-alarm-detection",
+    "task_description": "Given the 10 s of monitor waveform before a ventricular-tachycardia alarm (the alarm fires at "
+    "t = 300 s), decide whether the alarm is true (1) or false (0). Suppressing false alarms reduces alarm fatigue.",
+    "output_description": "the probability that the alarm is a true alarm",
+    "label_description": "0 = false alarm, 1 = true alarm (one logit; sigmoid gives P(true alarm))",
+    "dataset_name": "PhysioNet/Computing in Cardiology Challenge 2015, VT alarms",
+    "dataset_url": "https://physionet.org/content/challenge-2015/1.0.0/",
+    "data_license": "Open Data Commons Attribution License v1.0 (ODC-By 1.0)",
+    "data_citation": 'Clifford GD et al., "The PhysioNet/Computing in Cardiology Challenge 2015: Reducing False Arrhythmia Alarms in the ICU", Computing in Cardiology 2015; Goldberger AL et al., "PhysioBank, PhysioToolkit, and PhysioNet", Circulation 101(23), 2000.',
+    "window_description": "the 10 s that end at the alarm; ECG lead II (else the first ECG lead) and PLETH as PPG, "
+    "masked when the record has no PLETH.",
+    "limitations": "The Challenge 2015 records are few and come from a handful of monitors; the paper's VT results "
+    "are on VTaC, a different and larger data set.",
 }
 
 

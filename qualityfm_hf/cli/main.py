@@ -17,6 +17,10 @@ COMMANDS = [
     ("env", "env_command_parser"),
     ("build_pairs", "build_pairs_command_parser"),
     ("quality", "quality_command_parser"),
+    ("finetune", "finetune_command_parser"),
+    ("evaluate", "evaluate_command_parser"),
+    ("predict", "predict_command_parser"),
+    ("push", "push_command_parser"),
 ]
 
 

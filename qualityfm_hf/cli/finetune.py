@@ -1,0 +1,95 @@
+"""`qualityfm finetune`: fine-tune a backbone on a clinical task (a thin layer over `qualityfm_hf.finetuning`).
+
+Options this command does not know are parsed as `transformers.TrainingArguments` (e.g. `--num_train_epochs 3
+--per_device_train_batch_size 8 --learning_rate 1e-4`); `--output` sets their `output_dir` (`OUTPUT/checkpoints`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .errors import QualityFMCLIError
+
+TASK_CHOICES = ("vt-false-alarm", "af", "abp")
+
+
+class PassThroughParser(argparse.ArgumentParser):
+    """Keeps options it does not know in `namespace.extra` (for TrainingArguments) instead of failing on them."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        namespace.extra = list(getattr(namespace, "extra", None) or []) + extra
+        return namespace, []
+
+
+def finetune_command_parser(subparsers):
+    # argparse builds sub-parsers from `_parser_class`; swapping it for this one call lets the top-level `parse_args`
+    # pass unknown options through to TrainingArguments without changing the other commands.
+    default_class = subparsers._parser_class
+    subparsers._parser_class = PassThroughParser
+    try:
+        parser = _add_parser(subparsers)
+    finally:
+        subparsers._parser_class = default_class
+    return parser
+
+
+def _add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "finetune",
+        help="Fine-tune QualityFM on vt-false-alarm, af or abp; saves model, feature extractor, metrics and card.",
+        epilog="Unrecognised --options are passed to transformers.TrainingArguments, e.g. --num_train_epochs 3.",
+    )
+    parser.add_argument("--task", required=True, choices=TASK_CHOICES)
+    parser.add_argument("--data", required=True, help="Folder of records with labels (see the task's docs).")
+    parser.add_argument("--model", required=True,
+                        help="Preset (base, large, huge: random init), a checkpoint folder or a Hub repo id.")
+    parser.add_argument("--output", required=True, help="Folder for the fine-tuned model, metrics.json and README.md.")
+    parser.add_argument("--window-seconds", type=float, default=None, help="Input window (task default if unset).")
+    parser.add_argument("--split-seed", type=int, default=0, help="Seed of the record-level train/validation/test split.")
+    parser.add_argument("--pooling", choices=("mean", "first", "max"), default=None)
+    parser.add_argument("--freeze-backbone", action="store_true", help="Linear probe: train the head only.")
+    parser.add_argument("--early-stopping-patience", type=int, default=3)
+    parser.add_argument("--n-bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95%% CIs.")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="Keep OUTPUT/checkpoints (Trainer states).")
+    parser.set_defaults(func=finetune_command)
+    return parser
+
+
+def parse_training_arguments(extra: list[str], output_dir: str):
+    """`extra` CLI options as `TrainingArguments`, on top of `finetuning.DEFAULT_TRAINING_ARGS`."""
+    from pathlib import Path
+
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..finetuning import DEFAULT_TRAINING_ARGS
+
+    parser = HfArgumentParser(TrainingArguments)
+    parser.set_defaults(**DEFAULT_TRAINING_ARGS, output_dir=str(Path(output_dir) / "checkpoints"))
+    try:
+        (args, rest) = parser.parse_args_into_dataclasses(args=extra, return_remaining_strings=True)
+    except (SystemExit, ValueError) as err:
+        raise QualityFMCLIError(f"bad TrainingArguments option in {extra}: {err}") from None
+    if rest:
+        raise QualityFMCLIError(f"unrecognised options {rest}; see `qualityfm finetune --help` and TrainingArguments.")
+    return args
+
+
+def finetune_command(args) -> int:
+    from ..finetuning import finetune
+
+    training_args = parse_training_arguments(getattr(args, "extra", []), args.output)
+    options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
+    try:
+        metrics = finetune(
+            args.task, args.data, args.model, args.output, training_args,
+            dataset_options=options, seed=args.split_seed, pooling=args.pooling,
+            freeze_backbone=args.freeze_backbone, early_stopping_patience=args.early_stopping_patience,
+            n_bootstrap=args.n_bootstrap, keep_checkpoints=args.keep_checkpoints,
+        )
+    except (ValueError, FileNotFoundError, OSError) as err:
+        raise QualityFMCLIError(str(err)) from None
+    print(json.dumps({"output": args.output, "test": metrics["test"],
+                      "decision_threshold": metrics["decision_threshold"]}, indent=2, default=float))
+    return 0

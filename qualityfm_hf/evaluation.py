@@ -1,0 +1,321 @@
+"""Evaluate and apply fine-tuned QualityFM task heads: batched prediction, metrics with bootstrap CIs, ROC and
+Bland–Altman plots, per-record prediction, and the model card written by `finetune`.
+
+Classification metrics are per **record** (the mean probability of its windows), so bootstrap resamples records;
+ABP metrics are per window, and their bootstrap resamples records (all windows of a record together).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .finetuning import (
+    HEAD_TO_TASK,
+    build_task_dataset,
+    checkpoint_task,
+    collate,
+    extract_features,
+    get_task,
+    head_class,
+)
+from .tasks.metrics import bootstrap_ci, classification_metrics, regression_metrics
+from .tasks.metrics import choose_threshold as select_threshold
+from .tasks.metrics import classification as cls_metrics
+from .tasks.metrics import regression as reg_metrics
+
+REGRESSION_CI_METRICS = {
+    "sbp_mae": lambda t, p: reg_metrics.mean_absolute_error(t[:, 0], p[:, 0]),
+    "dbp_mae": lambda t, p: reg_metrics.mean_absolute_error(t[:, 1], p[:, 1]),
+}
+
+
+def predict_features(model, features: list[dict], batch_size: int = 32) -> np.ndarray:
+    """Model outputs for `extract_features` rows: `(n,)` probability of class 1 (binary), `(n, k)` class
+    probabilities (multi-class) or `(n, 2)` [SBP, DBP] mmHg (regression)."""
+    import torch
+
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            batch = collate([{k: f[k] for k in ("input_values", "attention_mask", "channel_mask")}
+                             for f in features[start:start + batch_size]])
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            logits = model(**batch).logits.float().cpu()
+            if getattr(model.config, "problem_type", None) == "regression":
+                outputs.append(logits.numpy())
+            elif logits.shape[-1] == 1:
+                outputs.append(torch.sigmoid(logits[:, 0]).numpy())
+            else:
+                outputs.append(torch.softmax(logits, -1).numpy())
+    return np.concatenate(outputs) if outputs else np.zeros(0)
+
+
+def per_record(features: list[dict], scores: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Mean score and the label of each record, in first-seen order."""
+    records = list(dict.fromkeys(f["record"] for f in features))
+    index = {r: i for i, r in enumerate(records)}
+    sums, counts = np.zeros((len(records),) + scores.shape[1:]), np.zeros(len(records))
+    labels = np.zeros(len(records))
+    for f, s in zip(features, scores):
+        sums[index[f["record"]]] += s
+        counts[index[f["record"]]] += 1
+        labels[index[f["record"]]] = float(np.asarray(f["labels"]).reshape(-1)[0])
+    return records, sums / counts.reshape((-1,) + (1,) * (scores.ndim - 1)), labels
+
+
+def grouped_bootstrap(metric_fn, groups: list[str], truth: np.ndarray, pred: np.ndarray, n_resamples: int,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """Percentile 95% CI resampling whole groups (records), so correlated windows of a record move together."""
+    names = list(dict.fromkeys(groups))
+    rows = {g: [] for g in names}
+    for i, g in enumerate(groups):
+        rows[g].append(i)
+    point = float(metric_fn(truth, pred))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        picked = np.concatenate([rows[names[j]] for j in rng.integers(0, len(names), len(names))])
+        values.append(metric_fn(truth[picked], pred[picked]))
+    low, high = np.quantile(values, [0.025, 0.975])
+    return point, float(low), float(high)
+
+
+def evaluate_features(task: str, model, features: list[dict], *, n_bootstrap: int = 1000,
+                      choose_threshold: bool = False, return_predictions: bool = False) -> dict:
+    """Metrics of `model` on `features`; with `choose_threshold`, the threshold that maximises the task's criterion
+    here (call it on VALIDATION features only) is used and returned as `threshold`."""
+    module = get_task(task)
+    scores = predict_features(model, features)
+    if module.PROBLEM == "regression":
+        truth = np.stack([f["labels"] for f in features]).astype(np.float64)
+        naive = getattr(model.config, "train_naive_mae", None)
+        result = regression_metrics(truth, scores, naive_mae=naive)
+        if n_bootstrap:
+            groups = [f["record"] for f in features]
+            result["ci95"] = {name: list(grouped_bootstrap(fn, groups, truth, scores, n_bootstrap))
+                              for name, fn in REGRESSION_CI_METRICS.items()}
+        if return_predictions:
+            result["predictions"] = [{"record": f["record"], "sbp": float(p[0]), "dbp": float(p[1]),
+                                      "sbp_true": float(t[0]), "dbp_true": float(t[1])}
+                                     for f, p, t in zip(features, scores, truth)]
+        return result
+    if scores.ndim == 2:  # multi-class: score AF (class 1) against the rest; accuracy over all classes
+        multi_accuracy = float(np.mean(scores.argmax(1) == np.array([f["labels"] for f in features]).reshape(-1)))
+        scores = scores[:, 1]
+    else:
+        multi_accuracy = None
+    records, probs, labels = per_record(features, scores)
+    labels = (labels == 1).astype(np.int64)
+    threshold = getattr(model.config, "decision_threshold", None) or 0.5
+    if choose_threshold:
+        if labels.min() == labels.max():
+            warnings.warn(f"{task}: the validation split has one class only; keeping threshold {threshold}.", stacklevel=2)
+        else:
+            threshold = select_threshold(labels, probs, module.THRESHOLD_CRITERION)
+    result = classification_metrics(labels, probs, threshold)
+    result["threshold_criterion"] = module.THRESHOLD_CRITERION
+    result["unit"] = "record"
+    if multi_accuracy is not None:
+        result["multiclass_accuracy_windows"] = multi_accuracy
+    if n_bootstrap:
+        result["ci95"] = {}
+        for name in module.HEADLINE_METRICS:
+            fn = getattr(cls_metrics, {"f1": "f1_score"}.get(name, name))
+            metric = fn if name in ("auroc", "auprc") else (lambda t, p, fn=fn: fn(t, p, threshold))
+            result["ci95"][name] = list(bootstrap_ci(metric, labels, probs, n_resamples=n_bootstrap))
+    if return_predictions:
+        result["predictions"] = [{"record": r, "probability": float(p), "label": int(y)}
+                                 for r, p, y in zip(records, probs, labels)]
+    return result
+
+
+
+def load_task_model(model_dir: str | Path, task: str | None = None):
+    """Model + feature extractor of a fine-tuned checkpoint; `task` (when given) must match the checkpoint's head."""
+    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+
+    found = checkpoint_task(model_dir)
+    if found is None:
+        raise ValueError(
+            f"{model_dir} holds no task head (architectures lists none of {sorted(HEAD_TO_TASK)}); fine-tune it first "
+            "with `qualityfm finetune`."
+        )
+    if task is not None and found != task:
+        raise ValueError(
+            f"{model_dir} is a {get_task(found).HEAD_CLASS} checkpoint for task {found!r}, not {task!r}; pass "
+            f"--task {found} or a {task} checkpoint."
+        )
+    model = head_class(found).from_pretrained(str(model_dir))
+    feature_extractor = (QualityFMFeatureExtractor.from_pretrained(str(model_dir))
+                         if (Path(model_dir) / "preprocessor_config.json").is_file() else QualityFMFeatureExtractor())
+    return found, model, feature_extractor
+
+
+def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *, plot: str | Path | None = None,
+                       n_bootstrap: int = 1000, dataset_options: dict | None = None) -> dict:
+    """Evaluate a fine-tuned checkpoint on ALL records of `data_dir` (the split column is ignored)."""
+    task, model, feature_extractor = load_task_model(model_dir, task)
+    dataset = build_task_dataset(task, data_dir, **(dataset_options or {}))
+    features, rejected = extract_features(dataset, feature_extractor)
+    if not features:
+        raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")
+    result = evaluate_features(task, model, features, n_bootstrap=n_bootstrap, return_predictions=bool(plot))
+    result.update(task=task, model=str(model_dir), data_dir=str(data_dir), windows=len(features),
+                  rejected_by_feature_extractor=dict(rejected))
+    if plot:
+        plot_results(task, result, plot)
+        result["plot"] = str(plot)
+    result.pop("predictions", None)
+    return result
+
+
+def plot_results(task: str, result: dict, path: str | Path) -> None:
+    """ROC curve (classification) or Bland–Altman plots of SBP and DBP (regression) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predictions = result["predictions"]
+    if get_task(task).PROBLEM == "regression":
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, name in zip(axes, ("sbp", "dbp")):
+            truth = np.array([p[f"{name}_true"] for p in predictions])
+            pred = np.array([p[name] for p in predictions])
+            mean, diff = (truth + pred) / 2, truth - pred
+            md, sd = diff.mean(), diff.std(ddof=1) if diff.size > 1 else 0.0
+            ax.scatter(mean, diff, s=8, alpha=0.6)
+            for y, style in ((md, "-"), (md + 1.96 * sd, "--"), (md - 1.96 * sd, "--")):
+                ax.axhline(y, color="k", linestyle=style, linewidth=1)
+            ax.set(title=f"{name.upper()} Bland–Altman (ME {md:+.1f} ± {sd:.1f} mmHg)",
+                   xlabel="mean of reference and prediction (mmHg)", ylabel="reference − prediction (mmHg)")
+    else:
+        from sklearn.metrics import roc_curve
+
+        labels = np.array([p["label"] for p in predictions])
+        probs = np.array([p["probability"] for p in predictions])
+        fig, ax = plt.subplots(figsize=(5, 5))
+        if labels.min() != labels.max():
+            fpr, tpr, _ = roc_curve(labels, probs)
+            ax.plot(fpr, tpr, label=f"AUROC {result['auroc']:.3f}")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+        ax.set(title=f"ROC: {task} ({len(labels)} records)", xlabel="1 − specificity", ylabel="sensitivity")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def predict_records(model_dir: str | Path, records: list[str | Path], window_seconds: float | None = None) -> list[dict]:
+    """Per-record predictions: probability and label (classification) or median SBP/DBP over windows (ABP)."""
+    from .io import find_channel, read_recording
+
+    task, model, feature_extractor = load_task_model(model_dir)
+    module = get_task(task)
+    kwargs = {} if window_seconds is None else {"window_seconds": window_seconds}
+    if task == "abp":
+        kwargs["with_targets"] = False
+    results = []
+    for path in records:
+        recording = read_recording(path)
+        rows, reason = module.record_windows(recording, find_channel, **kwargs)
+        if reason or not rows:
+            results.append({"record": str(path), "error": reason or "no window"})
+            continue
+        features = []
+        for row in rows:
+            present = {n: row["signals"][i] for i, n in enumerate(feature_extractor.channel_names) if row["channel_mask"][i]}
+            try:
+                out = feature_extractor(present, sampling_rate=row["sampling_rate"], segment_seconds=None,
+                                        return_rejected=True)
+            except ValueError:
+                continue
+            features.append({k: out[k][0] for k in ("input_values", "attention_mask", "channel_mask")})
+        if not features:
+            results.append({"record": str(path), "error": "every window rejected by the feature extractor"})
+            continue
+        scores = predict_features(model, features)
+        entry = {"record": str(path), "task": task, "windows": len(features)}
+        if module.PROBLEM == "regression":
+            entry.update(sbp_mmhg=float(np.median(scores[:, 0])), dbp_mmhg=float(np.median(scores[:, 1])))
+        else:
+            probs = scores[:, 1] if scores.ndim == 2 else scores
+            probability = float(probs.mean())
+            threshold = model.config.decision_threshold or 0.5
+            entry.update(probability=probability, threshold=threshold,
+                         prediction=model.config.id2label[int(probability >= threshold)])
+        results.append(entry)
+    return results
+
+
+def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, repo_id: str | None = None) -> Path:
+    """Fill `model_cards/finetuned_template.md` (via `tasks.model_card`) and write it as `README.md`."""
+    from .tasks.model_card import eval_results_from_metrics, format_metrics_table, render_model_card
+
+    module = get_task(task)
+    test = metrics["test"]
+    regression = module.PROBLEM == "regression"
+    headline = {name: tuple(test["ci95"][name]) for name in module.HEADLINE_METRICS if name in test.get("ci95", {})}
+    others = ("sbp_me", "sbp_sd", "dbp_me", "dbp_sd", "sbp_mase", "dbp_mase") if regression else (
+        "accuracy", "sensitivity", "specificity", "ppv", "auprc")
+    table = format_metrics_table(headline) + "\n\nOther test metrics (point estimates): " + ", ".join(
+        f"{k} {test[k]:.3f}" for k in others if isinstance(test.get(k), float))
+    window = (metrics.get("dataset_options") or {}).get("window_seconds", module.DEFAULT_WINDOW_SECONDS)
+    model_name = f"QualityFM {module.NAME}"
+    records = metrics.get("records_per_split") or {}
+    threshold = metrics.get("decision_threshold")
+    fields = {
+        **{k: v for k, v in module.CARD.items() if k not in ("task_tag",)},
+        "task_tag": module.CARD["task_tag"],
+        "license": "apache-2.0",
+        "datasets": [module.CARD["dataset_name"]],
+        "metrics": list(module.HEADLINE_METRICS),
+        "base_model": str(metrics.get("model")),
+        "base_model_url": "https://arxiv.org/abs/2509.06516",
+        "model_name": model_name,
+        "head_class": module.HEAD_CLASS,
+        "auto_class": "AutoModelForSequenceClassification",
+        "split_description": f"by record (never by window), seeded (seed {metrics.get('seed')}): "
+        + ", ".join(f"{n} {s}" for s, n in records.items()) + " records.",
+        "window_seconds": window,
+        "window_samples": int(round(float(window) * config.sampling_rate)) if window else "variable",
+        "normalisation": "joint min-max to [-1, 1] over both present channels per window (QualityFMFeatureExtractor "
+        "defaults, as in pretraining).",
+        "evaluation_description": f"Held-out test split ({records.get('test', '?')} records, "
+        f"{metrics.get('windows_per_split', {}).get('test', '?')} windows) never used for training, early stopping or "
+        "the threshold. Metrics are computed per " + ("window" if regression else "record") + ".",
+        "results_table": table,
+        "ci_unit": "records",
+        "n_resamples": metrics.get("n_bootstrap", 1000),
+        "threshold_description": "not applicable (regression)." if regression else
+        f"{threshold:.4f}, chosen on the validation split by maximising {module.THRESHOLD_CRITERION} and stored "
+        "as `config.decision_threshold`.",
+        "repo_id": repo_id or "ORG/NAME",
+        "revision": "main",
+        "citation": "Guo Z, Chen T, Ferrario M. QualityFM: a Multimodal Physiological Signal Foundation Model with "
+        "Self-Distillation for Signal Quality Challenges in Critically Ill Patients. arXiv:2509.06516, 2025.",
+        "eval_results": eval_results_from_metrics(
+            {k: v for k, v in test.items() if k in module.HEADLINE_METRICS},
+            task_type="tabular-regression" if regression else "text-classification",
+            dataset_type=module.CARD["dataset_url"], dataset_name=module.CARD["dataset_name"], task_name=module.NAME),
+    }
+    path = Path(output_dir) / "README.md"
+    path.write_text(render_model_card("finetuned", fields), encoding="utf-8")
+    return path
+
+
+__all__ = [
+    "evaluate_directory",
+    "evaluate_features",
+    "grouped_bootstrap",
+    "load_task_model",
+    "per_record",
+    "plot_results",
+    "predict_features",
+    "predict_records",
+    "write_model_card",
+]

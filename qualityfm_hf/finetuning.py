@@ -1,0 +1,320 @@
+"""Fine-tune QualityFM on a clinical task: build the record-level split, extract features, train with the HF Trainer
+(early stopping on validation), choose the decision threshold on validation only, evaluate on the held-out test
+split, and save model + feature extractor + metrics.json + model card.
+
+The CLI (`qualityfm finetune`) is a thin layer over `finetune`. Evaluation, prediction and plots are in
+`evaluation.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from .io import find_channel, read_recording
+from .modeling import heads_qualityfm
+from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+from .tasks import abp, af, vt_false_alarm
+from .tasks.common import dataset_metadata
+
+TASKS: dict[str, ModuleType] = {"vt-false-alarm": vt_false_alarm, "af": af, "abp": abp}
+HEAD_TO_TASK = {module.HEAD_CLASS: name for name, module in TASKS.items()}
+
+# Trainer defaults for `finetune`; anything the caller passes wins. Early stopping needs per-epoch eval + save and
+# `load_best_model_at_end`; "loss" is always defined on validation, where AUROC can be undefined on tiny splits.
+DEFAULT_TRAINING_ARGS = dict(
+    num_train_epochs=5,
+    per_device_train_batch_size=16,
+    per_device_eval_batch_size=32,
+    learning_rate=1e-4,
+    weight_decay=0.005,
+    eval_strategy="epoch",
+    save_strategy="epoch",
+    load_best_model_at_end=True,
+    metric_for_best_model="loss",
+    greater_is_better=False,
+    save_total_limit=1,
+    logging_steps=10,
+    report_to="none",
+    dataloader_num_workers=0,
+    remove_unused_columns=False,
+)
+
+
+def get_task(task: str) -> ModuleType:
+    if task not in TASKS:
+        raise ValueError(f"task is {task!r}, but has to be one of {list(TASKS)}.")
+    return TASKS[task]
+
+
+def head_class(task: str) -> type:
+    return getattr(heads_qualityfm, get_task(task).HEAD_CLASS)
+
+
+def build_task_dataset(task: str, data_dir: str | Path, **options):
+    """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.io`)."""
+    return get_task(task).build_dataset(data_dir, reader=read_recording, find_channel=find_channel, **options)
+
+
+def checkpoint_task(model_dir: str | Path) -> str | None:
+    """Task of a saved checkpoint from `config.json`'s `architectures`, None for a bare backbone."""
+    config = QualityFMConfig.from_pretrained(str(model_dir))
+    for name in config.architectures or []:
+        if name in HEAD_TO_TASK:
+            return HEAD_TO_TASK[name]
+    return None
+
+
+def load_model(task: str, model: str, **config_overrides):
+    """A task head from a preset name (random init), a saved checkpoint directory or a Hub repo id.
+
+    A backbone checkpoint (`QualityFMModel`, `QualityFMForPretraining`) loads its encoder into the head and initialises
+    the head; a fine-tuned checkpoint of the same task loads whole. A checkpoint of another task raises.
+    """
+    cls = head_class(task)
+    if model in PRESETS:
+        return cls(QualityFMConfig.from_preset(model, **config_overrides))
+    config = QualityFMConfig.from_pretrained(model)
+    other = [a for a in config.architectures or [] if a in HEAD_TO_TASK and a != cls.__name__]
+    if other:
+        raise ValueError(
+            f"{model} is a {other[0]} checkpoint (task {HEAD_TO_TASK[other[0]]!r}), not {task!r}; start "
+            f"{task} fine-tuning from a backbone (a preset {sorted(PRESETS)} or a pretrained QualityFMModel)."
+        )
+    # Head options (pos_weight, label_mean, ...) are not config fields, and `from_pretrained` hands unknown kwargs to
+    # the model's __init__; set them on the config instead.
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
+    return cls.from_pretrained(model, config=config)
+
+
+def load_feature_extractor(model: str):
+    """The checkpoint's saved feature extractor, or the pretraining default for presets and bare backbones."""
+    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+
+    if model not in PRESETS and (Path(model) / "preprocessor_config.json").is_file():
+        return QualityFMFeatureExtractor.from_pretrained(model)
+    return QualityFMFeatureExtractor()
+
+
+def extract_features(dataset, feature_extractor) -> tuple[list[dict], Counter]:
+    """Run the feature extractor on each row (one window each; the task already windowed).
+
+    Returns:
+        `(features, rejected)`: one dict per kept row with `input_values` `(2, T)` float32, `attention_mask` `(T,)`,
+        `channel_mask` `(2,)`, `labels`, `record`, `split`, `row`; and a count of rejected rows by reason.
+    """
+    features, rejected = [], Counter()
+    for index, row in enumerate(dataset.with_format("numpy")):
+        signals = np.asarray(row["signals"], dtype=np.float64)
+        present = {name: signals[i] for i, name in enumerate(feature_extractor.channel_names) if row["channel_mask"][i]}
+        try:
+            out = feature_extractor(present, sampling_rate=float(row["sampling_rate"]), segment_seconds=None,
+                                    return_rejected=True)
+        except ValueError as err:  # the row's window was rejected: count the reason ("ECG_II gap", ...), keep going
+            message = str(err)
+            rejected[message.split("first: ", 1)[1].split(":")[0] if "first: " in message else "rejected"] += 1
+            continue
+        length = int(out["attention_mask"][0].sum())
+        features.append({
+            "input_values": out["input_values"][0],
+            "attention_mask": out["attention_mask"][0],
+            "channel_mask": out["channel_mask"][0],
+            "labels": np.asarray(row["label"], dtype=np.float32),
+            "record": str(row["record"]),
+            "split": str(row.get("split", "")),
+            "row": index,
+            "seconds": length / feature_extractor.sampling_rate,
+        })
+    if rejected:
+        summary = ", ".join(f"{n} x {r}" for r, n in rejected.most_common())
+        warnings.warn(f"feature extractor rejected {sum(rejected.values())} rows ({summary}); they are left out.",
+                      stacklevel=2)
+    return features, rejected
+
+
+class WindowDataset:
+    """A map-style dataset over `extract_features` output for the Trainer (`__getitem__` -> model inputs)."""
+
+    def __init__(self, features: list[dict], regression: bool):
+        self.features, self.regression = features, regression
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.features[index]
+        return {k: item[k] for k in ("input_values", "attention_mask", "channel_mask", "labels")}
+
+
+def collate(batch: list[dict]) -> dict:
+    """Right-pad `input_values` `(2, T)` and `attention_mask` to the longest window of the batch (multiples of 500)."""
+    import torch
+
+    longest = max(item["input_values"].shape[-1] for item in batch)
+    values = torch.zeros(len(batch), batch[0]["input_values"].shape[0], longest)
+    mask = torch.zeros(len(batch), longest, dtype=torch.long)
+    for i, item in enumerate(batch):
+        length = item["input_values"].shape[-1]
+        values[i, :, :length] = torch.as_tensor(item["input_values"])
+        mask[i, :length] = torch.as_tensor(item["attention_mask"])
+    out = {
+        "input_values": values,
+        "attention_mask": mask,
+        "channel_mask": torch.as_tensor(np.stack([item["channel_mask"] for item in batch])),
+    }
+    if "labels" in batch[0]:
+        out["labels"] = torch.as_tensor(np.stack([item["labels"] for item in batch]))
+    return out
+
+
+def task_config_overrides(task: str, train: list[dict], pooling: str | None) -> dict:
+    """Head options computed from the TRAINING split only: pos_weight for imbalanced classes, ABP label scaling."""
+    module = get_task(task)
+    overrides: dict = {}
+    if pooling is not None:
+        overrides["pooling"] = pooling
+    labels = np.stack([f["labels"] for f in train])
+    if module.PROBLEM == "regression":
+        overrides.update(
+            problem_type="regression",
+            id2label=dict(module.ID2LABEL),
+            label2id={v: k for k, v in module.ID2LABEL.items()},
+            label_mean=[float(v) for v in labels.mean(0)],
+            label_std=[float(v) for v in labels.std(0).clip(min=1.0)],
+            # MASE scale: MAE of always predicting the training mean, on the training labels (paper notes §5.3).
+            train_naive_mae=[float(v) for v in np.abs(labels - labels.mean(0)).mean(0)],
+        )
+    else:
+        positives = float((labels == 1).sum())
+        overrides.update(
+            id2label=dict(module.ID2LABEL),
+            label2id={v: k for k, v in module.ID2LABEL.items()},
+            pos_weight=float((len(labels) - positives) / positives) if positives else 1.0,
+        )
+    return overrides
+
+
+def training_arguments(output_dir: str | Path, **overrides):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=str(output_dir), **{**DEFAULT_TRAINING_ARGS, **overrides})
+
+
+def finetune(
+    task: str,
+    data_dir: str | Path,
+    model: str,
+    output_dir: str | Path,
+    training_args=None,
+    *,
+    dataset_options: dict | None = None,
+    seed: int = 0,
+    pooling: str | None = None,
+    freeze_backbone: bool = False,
+    early_stopping_patience: int = 3,
+    n_bootstrap: int = 1000,
+    keep_checkpoints: bool = False,
+) -> dict:
+    """Fine-tune `model` on `task` with the data in `data_dir`; returns the metrics written to `metrics.json`.
+
+    Args:
+        task: "vt-false-alarm", "af" or "abp".
+        model: a preset ("base", "large", "huge": random init), a checkpoint directory or a Hub repo id.
+        training_args (`TrainingArguments`, *optional*): defaults to `DEFAULT_TRAINING_ARGS` with
+            `output_dir=<output_dir>/checkpoints`.
+        dataset_options: passed to the task's `build_dataset` (e.g. `window_seconds`).
+        freeze_backbone: train the head only (linear probe).
+    """
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+
+    from .evaluation import evaluate_features, write_model_card
+
+    module = get_task(task)
+    output_dir = Path(output_dir)
+    training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
+    set_seed(training_args.seed)
+    dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
+    feature_extractor = load_feature_extractor(model)
+    features, rejected = extract_features(dataset, feature_extractor)
+    by_split = {s: [f for f in features if f["split"] == s] for s in ("train", "validation", "test")}
+    empty = [s for s, rows in by_split.items() if not rows]
+    if empty:
+        raise ValueError(
+            f"{task}: the record-level split left {empty} empty ({ {s: len(r) for s, r in by_split.items()} } windows); "
+            "use more records (each class needs at least 3 records) or other split fractions."
+        )
+    net = load_model(task, model, **task_config_overrides(task, by_split["train"], pooling))
+    if freeze_backbone:
+        net.freeze_backbone()
+    regression = module.PROBLEM == "regression"
+    trainer = Trainer(
+        model=net,
+        args=training_args,
+        train_dataset=WindowDataset(by_split["train"], regression),
+        eval_dataset=WindowDataset(by_split["validation"], regression),
+        data_collator=collate,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)],
+    )
+    train_result = trainer.train()
+    net = trainer.model
+    net.eval()
+
+    metadata = dataset_metadata(dataset)
+    validation = evaluate_features(task, net, by_split["validation"], n_bootstrap=0, choose_threshold=True)
+    if not regression:
+        net.config.decision_threshold = validation["threshold"]
+    test = evaluate_features(task, net, by_split["test"], n_bootstrap=n_bootstrap)
+    metrics = {
+        "task": task,
+        "model": model,
+        "data_dir": str(data_dir),
+        "split_unit": "record",
+        "seed": seed,
+        "records_per_split": metadata.get("records_per_split"),
+        "windows_per_split": {s: len(rows) for s, rows in by_split.items()},
+        "skipped_records": metadata.get("skipped_records"),
+        "skipped_windows": metadata.get("skipped_windows"),
+        "rejected_by_feature_extractor": dict(rejected),
+        "train": {"global_step": train_result.global_step, "training_loss": train_result.training_loss,
+                  "epochs": trainer.state.epoch, "best_validation_loss": trainer.state.best_metric,
+                  "freeze_backbone": freeze_backbone},
+        "validation": validation,
+        "test": test,
+        "decision_threshold": None if regression else net.config.decision_threshold,
+        "dataset_options": dataset_options or {},
+        "n_bootstrap": n_bootstrap,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    net.save_pretrained(output_dir)
+    feature_extractor.save_pretrained(output_dir)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    (output_dir / "splits.json").write_text(json.dumps(metadata.get("splits", {}), indent=1, sort_keys=True) + "\n")
+    write_model_card(output_dir, task, metrics, net.config)
+    if not keep_checkpoints:
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    return metrics
+
+
+__all__ = [
+    "DEFAULT_TRAINING_ARGS",
+    "TASKS",
+    "WindowDataset",
+    "build_task_dataset",
+    "checkpoint_task",
+    "collate",
+    "extract_features",
+    "finetune",
+    "get_task",
+    "head_class",
+    "load_feature_extractor",
+    "load_model",
+    "task_config_overrides",
+    "training_arguments",
+]
