@@ -1,0 +1,256 @@
+"""QualityFM self-distillation wrapper: student, EMA teacher and centre in one module (paper notes §2–§3).
+
+Laid out like dinov2's `SSLMetaArch`: the trainable `student` and the frozen `teacher` are two
+`QualityFMForPretraining` submodules and the DINO centre is a buffer, so all three land in every checkpoint and a
+resumed run continues exactly. `QualityFMForPretraining` stays the bare paper architecture. This file ships as Hub
+remote code: torch, transformers and siblings only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from transformers.utils import ModelOutput
+
+from .configuration_qualityfm import QualityFMConfig
+from .loss_qualityfm import center_and_sharpen, distillation_loss, spectral_loss, spectral_targets
+from .modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
+
+
+def momentum_at(step: int, max_steps: int, start: float = 0.7, end: float = 1.0) -> float:
+    """Cosine schedule from `start` at step 0 to `end` at `max_steps` (teacher EMA momentum 0.7 -> 1.0, §2).
+
+    Same curve as DINO's `cosine_scheduler` (which goes from base to final): end − (end − start)·(1 + cos(π·s/S))/2.
+    Steps beyond `max_steps` stay at `end`.
+    """
+    if max_steps <= 0:
+        raise ValueError(f"max_steps must be > 0 to place step {step} on the schedule; got {max_steps}.")
+    progress = min(max(step / max_steps, 0.0), 1.0)
+    return end - (end - start) * (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+@dataclass
+class QualityFMSelfDistillationOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` scalar): L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3).
+        distillation_loss / amplitude_loss / phase_loss (`torch.FloatTensor` scalars): the components, unweighted.
+        amplitude / phase (`torch.FloatTensor` of shape `(batch, num_channels, num_fft_bins)`): the student's
+            predicted spectra of the teacher-input window.
+        student_hidden_state / teacher_hidden_state (`torch.FloatTensor` of shape `(batch, tokens, hidden_size)`):
+            U_s and U_t (the latter detached).
+        student_channel_mask (`torch.Tensor` of shape `(batch, num_channels)`): the mask the student saw, after
+            modality dropout.
+    """
+
+    loss: torch.FloatTensor | None = None
+    distillation_loss: torch.FloatTensor | None = None
+    amplitude_loss: torch.FloatTensor | None = None
+    phase_loss: torch.FloatTensor | None = None
+    amplitude: torch.FloatTensor | None = None
+    phase: torch.FloatTensor | None = None
+    student_hidden_state: torch.FloatTensor | None = None
+    teacher_hidden_state: torch.FloatTensor | None = None
+    student_channel_mask: torch.Tensor | None = None
+
+
+class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
+    """Student + EMA teacher + centre; `forward` returns the pretraining loss and its components.
+
+    The teacher starts as a copy of the student, gets no gradient, runs under `no_grad` and stays in eval mode
+    whatever `train()` is called with (the Trainer calls `model.train()` every step; dropout in the teacher would
+    silently change its targets). After each optimiser step call `update_teacher(momentum_at(...))`
+    (`qualityfm_hf.training.TeacherEMACallback` does). Fine-tuning starts from `export_teacher_encoder()`.
+    """
+
+    # The losses are per-batch means: the Trainer must divide them for gradient accumulation itself.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: QualityFMConfig):
+        super().__init__(config)
+        self.student = QualityFMForPretraining(config)
+        self.teacher = copy.deepcopy(self.student)
+        self.teacher.requires_grad_(False)
+        # c of §3.1: per token (the mean runs over the batch only), initialised to 0.
+        self.register_buffer("center", torch.zeros(1, config.segment_tokens, config.hidden_size))
+        self.post_init()
+        # post_init may (re)initialise each submodule on its own: start the teacher from the student's exact weights.
+        with torch.no_grad():
+            self.update_teacher(0.0)
+        self.teacher.eval()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        # Loading materialises fresh Parameters (requires_grad=True): freeze the teacher again, or the optimizer
+        # would train it.
+        model.teacher.requires_grad_(False)
+        return model
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.train(False)
+        return self
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """θ_t ← m·θ_t + (1 − m)·θ_s over every parameter (decoder included); buffers are copied (§2)."""
+        teacher_params = list(self.teacher.parameters())
+        student_params = [p.detach() for p in self.student.parameters()]
+        if len(teacher_params) != len(student_params):
+            raise ValueError(
+                f"teacher has {len(teacher_params)} parameters and student {len(student_params)}; they must share "
+                "one architecture."
+            )
+        torch._foreach_mul_(teacher_params, momentum)
+        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - momentum)
+        for teacher_buffer, student_buffer in zip(self.teacher.buffers(), self.student.buffers()):
+            teacher_buffer.copy_(student_buffer)
+
+    @torch.no_grad()
+    def update_center(self, teacher_out: torch.Tensor, token_mask: torch.Tensor | None = None) -> None:
+        """c ← m·c + (1 − m)·mean over the batch of U_t (§3.1), all-reduced across ranks when distributed.
+
+        Args:
+            teacher_out (`torch.Tensor` of shape `(batch, tokens, hidden)`): teacher encoder output.
+            token_mask (`torch.Tensor` of shape `(batch, tokens)`, *optional*): real tokens; a token no sample
+                covers keeps its centre.
+        """
+        if token_mask is None:
+            token_mask = torch.ones(teacher_out.shape[:2], dtype=torch.bool, device=teacher_out.device)
+        mask = token_mask.to(torch.float32)[:, :, None]
+        total = (teacher_out.float() * mask).sum(0, keepdim=True)  # (1, tokens, hidden)
+        count = mask.sum(0, keepdim=True)  # (1, tokens, 1)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Without this each rank's centre drifts with its own batches and the ranks' losses disagree.
+            torch.distributed.all_reduce(total)
+            torch.distributed.all_reduce(count)
+        if total.shape != self.center.shape:
+            raise ValueError(
+                f"teacher output has {total.shape[1]} tokens but the centre holds {self.center.shape[1]}; "
+                f"pretraining windows must be {self.config.segment_seconds} s ({self.config.segment_samples} samples)."
+            )
+        batch_center = total / count.clamp(min=1.0)
+        momentum = self.config.center_momentum
+        updated = self.center.float() * momentum + batch_center * (1.0 - momentum)
+        self.center.copy_(torch.where(count > 0, updated, self.center.float()).to(self.center.dtype))
+
+    def drop_modality(
+        self, input_values: torch.Tensor, channel_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """With probability `config.modality_dropout` per pair, zero one random channel of the student input and mark
+        it absent (beyond the paper). Draws from torch's global RNG, which the Trainer checkpoints, so a resumed run
+        draws the same channels."""
+        batch, channels, _ = input_values.shape
+        if channel_mask is None:
+            channel_mask = torch.ones(batch, channels, device=input_values.device, dtype=input_values.dtype)
+        drop = torch.rand(batch, device=input_values.device) < self.config.modality_dropout
+        which = torch.randint(channels, (batch,), device=input_values.device)
+        dropped = torch.nn.functional.one_hot(which, channels).bool() & drop[:, None]  # (B, C)
+        keep = (~dropped).to(channel_mask.dtype)
+        return input_values * keep[:, :, None].to(input_values.dtype), channel_mask * keep
+
+    def forward(
+        self,
+        teacher_input_values: torch.Tensor,
+        student_input_values: torch.Tensor,
+        teacher_attention_mask: torch.Tensor | None = None,
+        student_attention_mask: torch.Tensor | None = None,
+        teacher_channel_mask: torch.Tensor | None = None,
+        student_channel_mask: torch.Tensor | None = None,
+        return_loss: bool = True,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> QualityFMSelfDistillationOutput | tuple:
+        r"""
+        Args:
+            teacher_input_values (`torch.FloatTensor` of shape `(batch, 2, 9000)`): the better-quality 30-s window
+                of each pair, [PPG, ECG_II] at 300 Hz, joint min-max to [-1, 1].
+            student_input_values (`torch.FloatTensor` of shape `(batch, 2, 9000)`): the worse-quality window.
+            teacher_attention_mask / student_attention_mask (`torch.Tensor` of shape `(batch, 9000)`, *optional*):
+                1 for real samples.
+            teacher_channel_mask / student_channel_mask (`torch.Tensor` of shape `(batch, 2)`, *optional*): 1 =
+                channel present.
+            return_loss (`bool`, defaults to True): compute the losses (its presence also tells the Trainer this
+                model returns a loss without `labels`, so evaluation reports `eval_loss`).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if self.training and self.config.modality_dropout > 0:
+            student_input_values, student_channel_mask = self.drop_modality(student_input_values, student_channel_mask)
+        if student_channel_mask is None and self.student.qualityfm.absent_channel_embedding is not None:
+            # An all-present mask keeps the absent-channel embedding in the graph, so DDP with
+            # find_unused_parameters=False finds a gradient (of zero) for it on every step.
+            student_channel_mask = student_input_values.new_ones(student_input_values.shape[:2])
+
+        with torch.no_grad():
+            teacher = self.teacher(
+                teacher_input_values, teacher_attention_mask, teacher_channel_mask, return_dict=True
+            )
+        student = self.student(student_input_values, student_attention_mask, student_channel_mask, return_dict=True)
+
+        losses = (None, None, None, None)
+        if return_loss:
+            if teacher.last_hidden_state.shape != student.last_hidden_state.shape:
+                raise ValueError(
+                    f"teacher and student windows must give the same tokens; got "
+                    f"{tuple(teacher.last_hidden_state.shape)} and {tuple(student.last_hidden_state.shape)}."
+                )
+            teacher_probs = center_and_sharpen(teacher.last_hidden_state, self.center, self.config.teacher_temperature)
+            token_mask = teacher.token_mask & student.token_mask
+            distill = distillation_loss(
+                student.last_hidden_state, teacher_probs, self.config.student_temperature, token_mask
+            )
+            with torch.no_grad():
+                target_signal = teacher_input_values
+                if teacher_attention_mask is not None:
+                    target_signal = target_signal * teacher_attention_mask[:, None, :].to(target_signal.dtype)
+                if teacher_channel_mask is not None:
+                    target_signal = target_signal * teacher_channel_mask[:, :, None].to(target_signal.dtype)
+                amplitude_target, phase_target = spectral_targets(
+                    target_signal, self.config.num_fft_bins, self.config.spectral_target
+                )
+            amplitude_loss = spectral_loss(student.amplitude, amplitude_target, teacher_channel_mask)
+            phase_loss = spectral_loss(student.phase, phase_target, teacher_channel_mask)
+            loss = (
+                distill
+                + self.config.amplitude_loss_weight * amplitude_loss
+                + self.config.phase_loss_weight * phase_loss
+            )
+            losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach())
+            if self.training:
+                # After the loss, as the reference's EMALoss: this step's targets used the previous centre.
+                self.update_center(teacher.last_hidden_state, teacher.token_mask)
+
+        output = QualityFMSelfDistillationOutput(
+            loss=losses[0],
+            distillation_loss=losses[1],
+            amplitude_loss=losses[2],
+            phase_loss=losses[3],
+            amplitude=student.amplitude,
+            phase=student.phase,
+            student_hidden_state=student.last_hidden_state,
+            teacher_hidden_state=teacher.last_hidden_state,
+            student_channel_mask=student_channel_mask,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def export_teacher_encoder(self) -> QualityFMModel:
+        """The teacher's encoder as a standalone `QualityFMModel` (the weights fine-tuning starts from, §2).
+
+        The config is copied with `architectures=["QualityFMModel"]`, so `save_pretrained` gives a checkpoint that
+        `AutoModel.from_pretrained` loads as the encoder. Returned in eval mode, on the teacher's device and dtype.
+        """
+        config = copy.deepcopy(self.config)
+        config.architectures = ["QualityFMModel"]
+        encoder = QualityFMModel(config)
+        source = self.teacher.qualityfm
+        parameter = next(source.parameters())
+        encoder.to(device=parameter.device, dtype=parameter.dtype)
+        encoder.load_state_dict(source.state_dict())
+        return encoder.eval()
+
+
+__all__ = ["QualityFMForSelfDistillation", "QualityFMSelfDistillationOutput", "momentum_at"]
