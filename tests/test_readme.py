@@ -1,0 +1,25 @@
+"""The README's commands and example stay true."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from conftest import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci_command = [line for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line][-1]
+    assert f"```bash\n{ci_command.strip()}\n```" in README
+
+
+def test_readme_python_example_runs_on_the_bundled_record(monkeypatch):
+    example = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    monkeypatch.chdir(REPO_ROOT)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["tokens"].shape == (10, 18, 512)
+    assert torch.isfinite(namespace["tokens"]).all()
