@@ -32,3 +32,5 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+from hub_fixtures import fake_hub, fake_hub_endpoint, hub_env  # noqa: E402,F401  (loopback Hub fixtures)
