@@ -181,9 +181,7 @@ class StreamingQualityPairsDataset(IterableDataset):
         try:
             stream = datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True)
             yield from stream.with_format("arrow").iter(batch_size=self.batch_size)
-        except ValueError:
-            raise
-        except Exception as err:
+        except Exception as err:  # pyarrow's ArrowInvalid is a ValueError, but names no file
             raise ValueError(
                 f"shard file {path} could not be streamed ({type(err).__name__}: {err}). Rerun `qualityfm "
                 "build-pairs` with the same --input and --output: it rebuilds only damaged shards."
@@ -199,6 +197,9 @@ class StreamingQualityPairsDataset(IterableDataset):
         if worker is not None:
             shards = shards[worker.id::worker.num_workers]
         for shard in shards:
+            # An empty Parquet file has no row groups, which datasets' streaming reader cannot batch; skip it.
+            if shard["pairs"]["rows"] == 0:
+                continue
             windows_path = self.directory / shard["windows"]["file"]
             batches = list(self._stream(windows_path))
             if not batches:

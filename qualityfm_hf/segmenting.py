@@ -172,7 +172,7 @@ def segment_recording(
     start = 0.0 if time_range is None else float(time_range[0])
     end = None if time_range is None else time_range[1]
 
-    values, missing = {}, {}
+    values, missing, sources = {}, {}, {}
     for kind, name in channels.items():
         if name is None:
             continue
@@ -186,6 +186,7 @@ def segment_recording(
             out.notes.append(f"{kind} channel {name!r} is all NaN: treated as missing")
             continue
         values[kind], missing[kind] = resample_channel(signal, rate, sampling_rate)
+        sources[kind] = (signal, rate)
     if not values:
         empty = all(np.asarray(recording.signals[n]).size == 0 for n in channels.values() if n is not None)
         out.status, out.skip_reason = "skipped", "empty" if empty else "all_nan"
@@ -210,7 +211,10 @@ def segment_recording(
                 continue
             # Gaps were bridged before resampling; re-interpolating at 300 Hz makes them exactly linear.
             data = _interpolate(values[kind][w * size:(w + 1) * size], gone)
-            real = data[~gone]
+            # Flatness is judged on the source samples: the resampling filter rings at the edges of a flat run.
+            source, rate = sources[kind]
+            span = source[int(round(w * window_seconds * rate)):int(round((w + 1) * window_seconds * rate))]
+            real = span[np.isfinite(span)]
             if np.ptp(real) <= 1e-9 * max(1.0, np.abs(real).max()):
                 reasons.add("ppg_flat" if kind == "PPG" else "ecg_flat")
             window[row] = data
