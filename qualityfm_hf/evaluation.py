@@ -18,6 +18,7 @@ from .finetuning import (
     checkpoint_task,
     collate,
     extract_features,
+    extract_row,
     get_task,
     head_class,
 )
@@ -165,7 +166,7 @@ def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *
         raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")
     result = evaluate_features(task, model, features, n_bootstrap=n_bootstrap, return_predictions=bool(plot))
     result.update(task=task, model=str(model_dir), data_dir=str(data_dir), windows=len(features),
-                  rejected_by_feature_extractor=dict(rejected))
+                  feature_extractor_notes=dict(rejected))
     if plot:
         plot_results(task, result, plot)
         result["plot"] = str(plot)
@@ -226,15 +227,9 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
         if reason or not rows:
             results.append({"record": str(path), "error": reason or "no window"})
             continue
-        features = []
-        for row in rows:
-            present = {n: row["signals"][i] for i, n in enumerate(feature_extractor.channel_names) if row["channel_mask"][i]}
-            try:
-                out = feature_extractor(present, sampling_rate=row["sampling_rate"], segment_seconds=None,
-                                        return_rejected=True)
-            except ValueError:
-                continue
-            features.append({k: out[k][0] for k in ("input_values", "attention_mask", "channel_mask")})
+        features = [out for row in rows
+                    if (out := extract_row(feature_extractor, row["signals"], row["channel_mask"],
+                                           row["sampling_rate"])[0]) is not None]
         if not features:
             results.append({"record": str(path), "error": "every window rejected by the feature extractor"})
             continue

@@ -103,40 +103,55 @@ def load_feature_extractor(model: str):
     return QualityFMFeatureExtractor()
 
 
+def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_rate: float) -> tuple[dict | None, str]:
+    """Feature-extract one task window `(2, T)`. When only the PPG is unusable (flat, missing) the window is kept with
+    the PPG masked, as for a record without PPG; returns `(features or None, note)` with the reason of any change."""
+    names = feature_extractor.channel_names
+    present = {name: signals[i] for i, name in enumerate(names) if channel_mask[i]}
+    note = ""
+    for _ in range(2):
+        try:
+            out = feature_extractor(present, sampling_rate=float(sampling_rate), segment_seconds=None,
+                                    return_rejected=True)
+            return {k: out[k][0] for k in ("input_values", "attention_mask", "channel_mask")}, note
+        except ValueError as err:
+            message = str(err)
+            reason = message.split("first: ", 1)[1].split(":")[0] if "first: " in message else "rejected"
+            if reason.startswith(names[0]) and len(present) > 1:
+                present.pop(names[0])  # retry with the PPG masked
+                note = f"{reason} -> PPG masked"
+                continue
+            return None, reason
+    return None, note
+
+
 def extract_features(dataset, feature_extractor) -> tuple[list[dict], Counter]:
     """Run the feature extractor on each row (one window each; the task already windowed).
 
     Returns:
-        `(features, rejected)`: one dict per kept row with `input_values` `(2, T)` float32, `attention_mask` `(T,)`,
-        `channel_mask` `(2,)`, `labels`, `record`, `split`, `row`; and a count of rejected rows by reason.
+        `(features, notes)`: one dict per kept row with `input_values` `(2, T)` float32, `attention_mask` `(T,)`,
+        `channel_mask` `(2,)`, `labels`, `record`, `split`, `row`; and a count by reason of rows rejected or kept
+        with the PPG masked.
     """
-    features, rejected = [], Counter()
+    features, notes = [], Counter()
     for index, row in enumerate(dataset.with_format("numpy")):
-        signals = np.asarray(row["signals"], dtype=np.float64)
-        present = {name: signals[i] for i, name in enumerate(feature_extractor.channel_names) if row["channel_mask"][i]}
-        try:
-            out = feature_extractor(present, sampling_rate=float(row["sampling_rate"]), segment_seconds=None,
-                                    return_rejected=True)
-        except ValueError as err:  # the row's window was rejected: count the reason ("ECG_II gap", ...), keep going
-            message = str(err)
-            rejected[message.split("first: ", 1)[1].split(":")[0] if "first: " in message else "rejected"] += 1
+        out, note = extract_row(feature_extractor, np.asarray(row["signals"], dtype=np.float64), row["channel_mask"],
+                                row["sampling_rate"])
+        if note:
+            notes[note if out is not None else f"{note} -> row dropped"] += 1
+        if out is None:
             continue
-        length = int(out["attention_mask"][0].sum())
         features.append({
-            "input_values": out["input_values"][0],
-            "attention_mask": out["attention_mask"][0],
-            "channel_mask": out["channel_mask"][0],
+            **out,
             "labels": np.asarray(row["label"], dtype=np.float32),
             "record": str(row["record"]),
             "split": str(row.get("split", "")),
             "row": index,
-            "seconds": length / feature_extractor.sampling_rate,
         })
-    if rejected:
-        summary = ", ".join(f"{n} x {r}" for r, n in rejected.most_common())
-        warnings.warn(f"feature extractor rejected {sum(rejected.values())} rows ({summary}); they are left out.",
-                      stacklevel=2)
-    return features, rejected
+    if notes:
+        summary = ", ".join(f"{n} x {r}" for r, n in notes.most_common())
+        warnings.warn(f"feature extractor: {sum(notes.values())} rows affected ({summary}).", stacklevel=2)
+    return features, notes
 
 
 class WindowDataset:
@@ -281,7 +296,7 @@ def finetune(
         "windows_per_split": {s: len(rows) for s, rows in by_split.items()},
         "skipped_records": metadata.get("skipped_records"),
         "skipped_windows": metadata.get("skipped_windows"),
-        "rejected_by_feature_extractor": dict(rejected),
+        "feature_extractor_notes": dict(rejected),
         "train": {"global_step": train_result.global_step, "training_loss": train_result.training_loss,
                   "epochs": trainer.state.epoch, "best_validation_loss": trainer.state.best_metric,
                   "freeze_backbone": freeze_backbone},

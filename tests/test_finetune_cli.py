@@ -1,0 +1,138 @@
+"""End to end through the CLI on real records with a tiny backbone: finetune -> evaluate -> predict -> push, and the
+fine-tuned checkpoint downloaded from the loopback fake Hub by a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from conftest import FIXTURES, REPO_ROOT, tiny_config
+from hub_fixtures import fake_hub, fake_hub_endpoint, hub_env, run_hub_python  # noqa: F401
+from qualityfm_hf import QualityFMConfig, QualityFMModel
+from qualityfm_hf.cli.main import main
+
+AF_2017 = FIXTURES / "physionet2017_af"
+BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
+FAST = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--n-bootstrap", "20",
+        "--logging_steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    path = tmp_path_factory.mktemp("backbone")
+    torch.manual_seed(0)
+    QualityFMModel(tiny_config()).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def af_model(backbone, tmp_path_factory):
+    output = tmp_path_factory.mktemp("af_model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
+                   str(output), *FAST])
+    assert rc == 0
+    return output
+
+
+def test_finetune_saves_model_extractor_metrics_card_and_validation_threshold(af_model, backbone):
+    files = {p.name for p in af_model.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "metrics.json", "README.md",
+            "heads_qualityfm.py", "feature_extraction_qualityfm.py", "splits.json"} <= files
+    assert "checkpoints" not in files
+    metrics = json.loads((af_model / "metrics.json").read_text())
+    config = QualityFMConfig.from_pretrained(af_model)
+    assert config.architectures == ["QualityFMForAFClassification"]
+    # The threshold comes from validation and is what the test metrics used.
+    assert config.decision_threshold == metrics["validation"]["threshold"] == metrics["test"]["threshold"]
+    splits = json.loads((af_model / "splits.json").read_text())
+    assert metrics["test"]["n"] == sum(s == "test" for s in splits.values())
+    assert set(metrics["test"]["ci95"]) == {"auroc", "f1", "accuracy"}
+    assert metrics["train"]["global_step"] == 2
+    # Encoder weights started from the backbone (tiny model, 2 steps at lr 1e-4: still close to it).
+    card = ModelCard.load(af_model / "README.md")
+    assert card.data.library_name == "transformers" and "qualityfm" in card.data.tags
+    assert "atrial fibrillation" in card.text
+
+
+def test_evaluate_prints_metrics_json_writes_roc_and_rejects_wrong_task(af_model, tmp_path, capsys):
+    plot = tmp_path / "roc.png"
+    assert main(["evaluate", "--task", "af", "--model", str(af_model), "--data", str(AF_2017), "--json", "--plot",
+                 str(plot), "--n-bootstrap", "20"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 8 and 0.0 <= result["auroc"] <= 1.0 and plot.stat().st_size > 1000
+    assert main(["evaluate", "--task", "vt-false-alarm", "--model", str(af_model), "--data", str(AF_2017)]) == 1
+    assert "is a QualityFMForAFClassification checkpoint for task 'af', not 'vt-false-alarm'" in capsys.readouterr().err
+
+
+def test_predict_gives_a_probability_per_record(af_model, capsys):
+    assert main(["predict", "--model", str(af_model), "--json", str(AF_2017 / "A00009"), str(AF_2017 / "A00002.hea")]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["task"] for r in results] == ["af", "af"]
+    assert all(0.0 <= r["probability"] <= 1.0 and r["prediction"] in ("AF", "not AF") for r in results)
+
+
+def test_finetune_abp_with_frozen_backbone_reports_mmhg_metrics(backbone, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["finetune", "--task", "abp", "--data", str(BUNDLED_VT), "--model", str(backbone), "--output",
+                   str(tmp_path), "--freeze-backbone", *FAST])
+    assert rc == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    test = metrics["test"]
+    assert {"sbp_mae", "dbp_mae", "sbp_mase", "sbp_bhs_grade", "sbp_aami_passed"} <= set(test)
+    assert test["ci95"]["sbp_mae"][1] <= test["sbp_mae"] <= test["ci95"]["sbp_mae"][2]
+    config = QualityFMConfig.from_pretrained(tmp_path)
+    assert config.problem_type == "regression" and 80 < config.label_mean[0] < 200
+    # Frozen backbone: the saved encoder equals the backbone it started from.
+    from qualityfm_hf.modeling.heads_qualityfm import QualityFMForABPRegression
+
+    start = QualityFMModel.from_pretrained(backbone).state_dict()
+    tuned = QualityFMForABPRegression.from_pretrained(tmp_path).state_dict()
+    assert all(torch.equal(tuned[f"qualityfm.{k}"], v) for k, v in start.items())
+
+
+def test_finetune_reports_an_unusable_split_in_one_line(backbone, tmp_path, capsys):
+    data = tmp_path / "two"
+    data.mkdir()
+    for name in ("A00009", "A00002"):
+        for suffix in (".hea", ".mat"):
+            (data / f"{name}{suffix}").write_bytes((AF_2017 / f"{name}{suffix}").read_bytes())
+    (data / "REFERENCE.csv").write_text("A00009,A\nA00002,N\n")
+    assert main(["finetune", "--task", "af", "--data", str(data), "--model", str(backbone), "--output",
+                 str(tmp_path / "out"), *FAST]) == 1
+    assert "left ['validation', 'test'] empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two subprocesses importing transformers and torch: 30-80 s on 2 cores
+def test_push_then_fresh_process_downloads_and_loads(af_model, hub_env):
+    push = subprocess.run(
+        [sys.executable, "-m", "qualityfm_hf.cli.main", "push", "--model", str(af_model), "--repo-id", "org/qfm-af"],
+        env=hub_env, capture_output=True, text=True, timeout=120,
+    )
+    assert push.returncode == 0, push.stderr[-3000:]
+    code = """
+import json, torch
+from huggingface_hub import list_repo_files
+from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification
+files = sorted(list_repo_files("org/qfm-af"))
+model = AutoModelForSequenceClassification.from_pretrained("org/qfm-af", trust_remote_code=True).eval()
+extractor = AutoFeatureExtractor.from_pretrained("org/qfm-af", trust_remote_code=True)
+logits = model(torch.zeros(1, 2, 3000)).logits
+print(json.dumps({"files": files, "class": type(model).__module__ + "." + type(model).__name__,
+                  "extractor": type(extractor).__name__, "threshold": model.config.decision_threshold,
+                  "shape": list(logits.shape)}))
+"""
+    result = json.loads(run_hub_python(code, hub_env).stdout.strip().splitlines()[-1])
+    assert {"README.md", "config.json", "model.safetensors", "heads_qualityfm.py", "modeling_qualityfm.py",
+            "preprocessor_config.json", "feature_extraction_qualityfm.py", "metrics.json"} <= set(result["files"])
+    assert result["class"].startswith("transformers_modules.") and result["class"].endswith("QualityFMForAFClassification")
+    assert result["extractor"] == "QualityFMFeatureExtractor" and result["shape"] == [1, 1]
+    assert result["threshold"] == QualityFMConfig.from_pretrained(af_model).decision_threshold
