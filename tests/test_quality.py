@@ -12,6 +12,8 @@ from qualityfm_hf.quality import (
     QUALITY_CLASSES,
     _ecg_clean_batch,
     _ppg_quality_batch,
+    _sleepecg_rows,
+    _welch_bands,
     ecg_quality,
     ppg_quality,
     quality_class,
@@ -21,6 +23,7 @@ from qualityfm_hf.quality import (
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FS = 300
 T = np.arange(30 * FS) / FS  # one 30-s window at 300 Hz
 
@@ -65,11 +68,40 @@ def test_rr_sqi_flips_isolated_good_beat_between_bad_ones():
     assert rr_sqi(np.cumsum([0] + rr), FS, 9000) == pytest.approx((29 - 3) / 30)  # not (29 - 2) / 30
 
 
-def test_ecg_quality_clean_60_bpm_near_one_and_150_bpm_zero():
-    assert ecg_quality(beat_train(1.0), FS) == pytest.approx(29 / 30, abs=0.04)
-    assert ecg_quality(beat_train(0.4), FS) == 0.0
-    assert ecg_quality(beat_train(1.0)[: 15 * FS], FS) == 0.0  # 15 beats < 20 QRS
-    assert ecg_quality(np.zeros(9000), FS) == 0.0  # flat
+@pytest.mark.parametrize("method", ["sleepecg", "neurokit"])
+def test_ecg_quality_clean_60_bpm_near_one_and_150_bpm_zero(method):
+    assert ecg_quality(beat_train(1.0), FS, method=method) == pytest.approx(29 / 30, abs=0.04)
+    assert ecg_quality(beat_train(0.4), FS, method=method) == 0.0
+    assert ecg_quality(beat_train(1.0)[: 15 * FS], FS, method=method) == 0.0  # 15 beats < 20 QRS
+    assert ecg_quality(np.zeros(9000), FS, method=method) == 0.0  # flat
+
+
+def test_batched_sleepecg_equals_detect_heartbeats_on_real_ecg():
+    sleepecg = pytest.importorskip("sleepecg")
+    ecg = v100s_windows()[:, 1]
+    ecg[1, :40] = ecg[1, 40]  # a flat start: the library skips it, so that row takes the public function
+    for rate in (300, 250):
+        ours = _sleepecg_rows(ecg, rate)
+        for row, peaks in zip(ecg, ours):
+            np.testing.assert_array_equal(peaks, sleepecg.detect_heartbeats(row, rate))
+    assert min(len(p) for p in ours) > 20  # real beats were found, so the equality means something
+
+
+@pytest.mark.skipif(not (SHARED / "wfdb_samples" / "100.atr").exists(), reason="shared MIT-BIH record 100 absent")
+def test_default_detector_finds_annotated_beats_of_mitbih_100():
+    wfdb = pytest.importorskip("wfdb")
+    base = str(SHARED / "wfdb_samples" / "100")
+    ecg = resample_poly(wfdb.rdrecord(base, sampto=360 * 120).p_signal[:, 0], 5, 6)  # MLII, 2 min at 300 Hz
+    ann = wfdb.rdann(base, "atr", sampto=360 * 120)
+    beats = ann.sample[np.isin(ann.symbol, list("NLRBAaJSVFejnE/fQ"))] * 300 / 360
+    windows = ecg[: 4 * 9000].reshape(4, 9000)
+    hits = found = annotated = 0
+    for i, peaks in enumerate(_sleepecg_rows(windows, FS)):
+        ref = beats[(beats >= i * 9000 + 45) & (beats < (i + 1) * 9000 - 45)] - i * 9000  # edge beats excluded
+        peaks = peaks[(peaks >= 45) & (peaks < 9000 - 45)]
+        near = np.abs(peaks[:, None] - ref[None, :]) <= 45  # within 150 ms
+        hits, found, annotated = hits + near.any(axis=0).sum(), found + len(peaks), annotated + len(ref)
+    assert annotated > 130 and hits / annotated >= 0.99 and near.any(axis=1).all()
 
 
 def test_batched_clean_equals_neurokit_ecg_clean():
@@ -107,28 +139,58 @@ def test_ppg_perfusion_index_uses_raw_dc():
     assert high - low == pytest.approx(0.2 * (1 - 10 * ac / 200) / 0.3, abs=1e-4)
 
 
-def test_ppg_batch_components_match_scipy_reference_formulas():
-    scipy_signal = pytest.importorskip("scipy.signal")
-    from scipy import stats
+def reference_ppg_sqi(row: np.ndarray) -> float:
+    """The reference code's scalar formulas (scipy detrend/welch/histogram/stats), with the raw-DC perfusion
+    index: what the blocked, vectorised `_ppg_quality_batch` must reproduce."""
+    from scipy import signal, stats
 
+    z = signal.detrend(row)
+    z = (z - z.mean()) / z.std()
+    f, p = signal.welch(z, fs=FS, nperseg=256)
+    band, noise = p[(f > 0.5) & (f < 5)].sum(), p[(f > 5) & (f < 25)].sum()
+    hist = np.histogram(z, bins=20)[0] / z.size
+    parts = [
+        1 / (1 + np.exp(-0.5 * (10 * np.log10(band / (noise + 1e-10)) - 5))),
+        1 - stats.entropy(hist) / np.log(20),
+        np.clip(10 * np.ptp(row) / row.mean(), 0, 1) if row.mean() > 0 else 0.0,
+        1 / (1 + np.exp(-5 * (abs(stats.skew(z)) - 1))),
+        np.clip(2 * band / (p[(f > 0.1) & (f < 50)].sum() + 1e-10), 0, 1),
+    ]
+    if len(signal.find_peaks(z, distance=FS // 2, prominence=0.5)[0]) < 2:
+        return 0.0
+    return float(np.clip((0.2 * sum(parts) - 0.5) / 0.3, 0, 1))
+
+
+def test_ppg_batch_matches_scalar_reference_formulas():
     rng = np.random.default_rng(1)
-    rows = np.stack([pulse_wave(1.1) + 0.05 * rng.standard_normal(T.size), pulse_wave(1.4, dc=5.0)])
+    real = v100s_windows()[:8, 0]  # real PLETH
+    rows = np.concatenate([
+        real,
+        np.stack([pulse_wave(1.1) + 0.05 * rng.standard_normal(T.size), pulse_wave(1.4, dc=5.0),
+                  2.0 + rng.standard_normal(T.size),  # noise: scores 0 before the peak search
+                  real[0] - real[0].max()]),  # negative mean: perfusion component 0
+    ])
     ours, no_dc = _ppg_quality_batch(rows, FS)
-    assert no_dc == 0
-    for row, score in zip(rows, ours):  # the reference code's scalar formulas, with the raw-DC perfusion index
-        z = scipy_signal.detrend(row)
-        z = (z - z.mean()) / z.std()
-        f, p = scipy_signal.welch(z, fs=FS, nperseg=256)
-        band, noise = p[(f > 0.5) & (f < 5)].sum(), p[(f > 5) & (f < 25)].sum()
-        hist = np.histogram(z, bins=20)[0] / z.size
-        parts = [
-            1 / (1 + np.exp(-0.5 * (10 * np.log10(band / (noise + 1e-10)) - 5))),
-            1 - stats.entropy(hist) / np.log(20),
-            np.clip(10 * np.ptp(row) / row.mean(), 0, 1),
-            1 / (1 + np.exp(-5 * (abs(stats.skew(z)) - 1))),
-            np.clip(2 * band / (p[(f > 0.1) & (f < 50)].sum() + 1e-10), 0, 1),
-        ]
-        assert score == pytest.approx(np.clip((0.2 * sum(parts) - 0.5) / 0.3, 0, 1), abs=1e-9)
+    assert no_dc == 1
+    reference = [reference_ppg_sqi(row) for row in rows]
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-9)
+    assert (ours[:8] > 0).sum() >= 4 and ours[-2] == 0  # the comparison covers non-trivial scores
+    # blocks: 40 rows span three blocks of 16, each row scored as alone
+    many = np.concatenate([rows, rows, rows, rows[:4]])
+    np.testing.assert_allclose(_ppg_quality_batch(many, FS)[0], np.concatenate([ours] * 3 + [ours[:4]]),
+                               rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("length", [9000, 3000, 257, 255, 100])
+def test_welch_bands_equal_scipy_welch(length):
+    from scipy.signal import welch
+
+    rng = np.random.default_rng(length)
+    z = rng.standard_normal((3, length)) + np.sin(np.arange(length) / 20)
+    f, p = welch(z, fs=FS, nperseg=min(length, 256), axis=-1)
+    expected = [p[:, (f > lo) & (f < hi)].sum(axis=-1) for lo, hi in ((0.5, 5), (5, 25), (0.1, 50))]
+    for ours, theirs in zip(_welch_bands(z, FS), expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- classes
