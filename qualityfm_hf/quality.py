@@ -47,13 +47,13 @@ RRSQI_MIN_SAMPLES = 200
 # R-peak detectors offered. "sleepecg" is sleepecg's `detect_heartbeats` (a Pan-Tompkins variant with
 # compiled thresholding; it band-passes 5-30 Hz itself, so it gets the raw ECG). The others are neurokit2
 # `ecg_findpeaks` methods, each mapped to its matching `ecg_clean` method.
-# "sleepecg" is the default: on MIT-BIH record 100 (30-s windows at 300 Hz, edge beats excluded, +-150 ms)
-# it found 100% of the annotated beats with 100% precision at ~0.8 ms CPU per window (filter included);
-# neurokit2's "neurokit" found 99.4% / 100% at ~2.8 ms + 0.66 ms cleaning. On 600 ICU windows (PhysioNet
-# 2015) the two disagree where one of them fails: neurokit misses whole wide-QRS rhythms, sleepecg misses
-# small beats after a large artifact (mean |delta rrSQI| 0.06, median 0.006). Pan-Tompkins is less precise
-# (99.4% / 98.7%) and Hamilton (the reference code's biosppy detector) less accurate (93% / 90%); see
-# benchmarks/bench_quality.py --detectors.
+# "sleepecg" is the default (issue 5): on MIT-BIH record 100 (30-s windows at 300 Hz, edge beats excluded,
+# +-150 ms) it found 100% of the annotated beats with 100% precision at ~0.3 ms CPU per window, filter
+# included; neurokit2's "neurokit" found 99.4% / 100% at ~1.5 ms with its cleaning. On 592 ICU windows
+# (PhysioNet 2015) the two rrSQIs differ by 0.006 (median; mean 0.06) and agree on the class in 83%: each
+# fails somewhere (neurokit on some wide-QRS rhythms, sleepecg on small beats after a large artifact).
+# Pan-Tompkins is less precise (99.4% / 98.7%), Hamilton (the reference code's biosppy detector) less
+# accurate (93% / 90%); see benchmarks/bench_quality.py --detectors --agreement.
 DEFAULT_ECG_METHOD = "sleepecg"
 ECG_METHODS = {
     "sleepecg": None,
@@ -237,7 +237,7 @@ def _ecg_quality_batch(ecg: np.ndarray, sampling_rate: float, method: str) -> np
         found = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # detectors warn on noise-only windows; those score 0 anyway
-            for row in _ecg_clean_batch(ecg, sampling_rate, method):
+            for row in _ecg_clean_batch(np.asarray(ecg, dtype=np.float64), sampling_rate, method):
                 try:
                     found.append(nk.ecg_findpeaks(row, sampling_rate=sampling_rate, method=method)["ECG_R_Peaks"])
                 except (ValueError, IndexError):  # some detectors fail on windows without any QRS

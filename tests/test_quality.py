@@ -276,3 +276,24 @@ def test_v100s_scores_are_sane_and_workers_agree():
     assert np.all((serial.ppg >= 0) & (serial.ppg <= 1))
     np.testing.assert_allclose(serial.combined, (serial.ecg + serial.ppg) / 2)
     assert serial.notes == [""] * 6
+
+
+def test_workers_split_large_batches_into_ordered_chunks():
+    windows = v100s_windows()
+    tiled = windows[np.arange(130) % len(windows)]  # 130 windows -> 4 chunks over 2 workers
+    tiled[5, 1] = np.nan  # one missing ECG inside a chunk
+    serial = score_windows(tiled, FS, num_workers=1)
+    parallel = score_windows(tiled, FS, num_workers=2)
+    for field in ("ecg", "ppg", "combined"):
+        np.testing.assert_allclose(getattr(parallel, field), getattr(serial, field), rtol=0, atol=1e-12)
+    assert np.isnan(parallel.ecg[5]) and parallel.notes[5] == "ECG missing: scored from PPG alone"
+    np.testing.assert_allclose(parallel.ppg[: len(windows)], parallel.ppg[len(windows): 2 * len(windows)])
+
+
+def test_float32_windows_score_as_their_float64_values():
+    windows = v100s_windows()[:3].astype(np.float32)
+    for method in ("sleepecg", "neurokit"):
+        single = score_windows(windows, FS, num_workers=1, ecg_method=method)
+        double = score_windows(windows.astype(np.float64), FS, num_workers=1, ecg_method=method)
+        for field in ("ecg", "ppg", "combined"):
+            np.testing.assert_allclose(getattr(single, field), getattr(double, field), rtol=0, atol=1e-12)
