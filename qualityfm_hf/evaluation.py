@@ -247,6 +247,10 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
     return results
 
 
+def _is_repo_id(model) -> bool:
+    return isinstance(model, str) and model.count("/") == 1 and not Path(model).exists()
+
+
 def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, repo_id: str | None = None) -> Path:
     """Fill `model_cards/finetuned_template.md` (via `tasks.model_card`) and write it as `README.md`."""
     from .tasks.model_card import eval_results_from_metrics, format_metrics_table, render_model_card
@@ -270,6 +274,8 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
         "datasets": [module.CARD["dataset_name"]],
         "metrics": list(module.HEADLINE_METRICS),
         "base_model": str(metrics.get("model")),
+        # Hub metadata accepts only a repo id as base_model: a preset name or a local folder stays in the card's text.
+        **({"extra_metadata": {"base_model": metrics["model"]}} if _is_repo_id(metrics.get("model")) else {}),
         "base_model_url": "https://arxiv.org/abs/2509.06516",
         "model_name": model_name,
         "head_class": module.HEAD_CLASS,

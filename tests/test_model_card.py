@@ -70,7 +70,9 @@ def finetuned_fields(**overrides):
 
 
 def test_finetuned_card_parses_with_expected_metadata():
-    text = render_model_card("finetuned", finetuned_fields())
+    text = render_model_card(
+        "finetuned", finetuned_fields(extra_metadata={"base_model": "org/qualityfm-base"})
+    )
     card = ModelCard(text)
     data = card.data.to_dict()
     assert data["license"] == "apache-2.0"
@@ -79,6 +81,8 @@ def test_finetuned_card_parses_with_expected_metadata():
     assert data["datasets"] == ["physionet/vtac", "org/extra: with colon"]  # the colon did not break YAML
     assert data["metrics"] == ["roc_auc", "f1"]
     assert data["base_model"] == "org/qualityfm-base"
+    assert "Initialised from: `org/qualityfm-base`" in text
+
     (result,) = card.data.eval_results
     assert (result.metric_type, result.metric_value, result.dataset_split) == ("roc_auc", 0.5, "test")
     assert data["model-index"][0]["name"] == "QualityFM-Base VT false alarm"
@@ -87,6 +91,13 @@ def test_finetuned_card_parses_with_expected_metadata():
     assert "300 Hz" in card.text and "`[PPG, ECG_II]`" in card.text
     assert 'trust_remote_code=True, revision="0123456789abcdef0123456789abcdef01234567"' in card.text
     assert "| auroc | 0.500 | 0.400 – 0.600 |" in card.text
+
+
+def test_finetuned_card_from_a_preset_or_local_folder_has_no_base_model_metadata():
+    # The Hub accepts only repo ids as base_model; a preset name stays in the text.
+    text = render_model_card("finetuned", finetuned_fields(base_model="base"))
+    assert "base_model" not in ModelCard(text).data.to_dict()
+    assert "Initialised from: `base`" in text
 
 
 def test_pretrained_card_renders():
