@@ -506,9 +506,14 @@ def _score_in_pool(ppg, ecg, has_ppg, has_ecg, sampling_rate, ecg_method, worker
             sum(p[2] for p in parts))
 
 
+# Starting and joining a forked pool costs ~0.1 s (about 100 windows of scoring); below this many windows
+# per worker the pool is slower than scoring in this process.
+_MIN_WINDOWS_PER_WORKER = 64
+
+
 def _default_workers(n: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, n))
+    return max(1, min(cores, n // _MIN_WINDOWS_PER_WORKER))
 
 
 def score_windows(
@@ -529,7 +534,8 @@ def score_windows(
         channel_mask (`np.ndarray` of shape `(n, 2)` or `(2,)`, *optional*): True where the channel exists.
             A missing channel is not scored: the combined score comes from the other alone and `notes` says
             so. A window with neither channel gets NaN scores and class -1.
-        num_workers (`int`, *optional*): Worker processes; defaults to min(available cores, n). With 1 the
+        num_workers (`int`, *optional*): Worker processes; defaults to min(available cores, n // 64), at least
+            1 (a pool costs ~0.1 s, so small batches stay serial; parallelise over records instead). With 1 the
             work stays in this process. Workers are forked (POSIX): they inherit the windows and the imported
             detectors, and each scores a few contiguous chunks.
         ecg_method (`str`, defaults to `"sleepecg"`): R-peak detector, one of `ECG_METHODS`.
