@@ -285,7 +285,7 @@ def finetune(
     validation = evaluate_features(task, net, by_split["validation"], n_bootstrap=0, choose_threshold=True)
     if not regression:
         net.config.decision_threshold = validation["threshold"]
-    test = evaluate_features(task, net, by_split["test"], n_bootstrap=n_bootstrap)
+    test = evaluate_features(task, net, by_split["test"], n_bootstrap=n_bootstrap, return_predictions=True)
     metrics = {
         "task": task,
         "model": model,

@@ -14,9 +14,11 @@ from .errors import QualityFMCLIError
 
 # (module, parser-builder) in the order `--help` lists them.
 COMMANDS = [
+    ("quickstart", "quickstart_command_parser"),
     ("env", "env_command_parser"),
     ("build_pairs", "build_pairs_command_parser"),
     ("quality", "quality_command_parser"),
+    ("pretrain", "pretrain_command_parser"),
     ("finetune", "finetune_command_parser"),
     ("evaluate", "evaluate_command_parser"),
     ("predict", "predict_command_parser"),
