@@ -1,0 +1,150 @@
+"""`qualityfm pretrain`: self-distillation pretraining on a pairs folder (a thin layer over `qualityfm_hf.training`).
+
+Options this command does not know are parsed as `transformers.TrainingArguments` (e.g. `--max_steps 50
+--per_device_train_batch_size 8 --bf16`), on top of `training.DEFAULT_TRAINING_ARGS`; `--output` is their
+`output_dir`. `--resume_from_checkpoint OUTPUT/checkpoint-N` continues a run exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import QualityFMCLIError
+
+EXAMPLES = """examples:
+  qualityfm pretrain --pairs pairs/ --preset base --output runs/base --max_steps 50 --per_device_train_batch_size 8
+  qualityfm pretrain --pairs pairs/ --output runs/base --resume_from_checkpoint runs/base/checkpoint-500
+  torchrun --nproc_per_node 4 -m qualityfm_hf.cli.main pretrain --pairs pairs/ --output runs/base --bf16
+
+The learning rate is --base_learning_rate × total batch / 256 (1e-4 -> 2e-4 at the paper's batch 512); an explicit
+--learning_rate is used as is. Writes OUTPUT/checkpoint-*, OUTPUT/model.safetensors (student, teacher and centre),
+OUTPUT/loss_curves.png and OUTPUT/encoder (the teacher encoder: AutoModel.from_pretrained after import qualityfm_hf).
+"""
+
+
+class PassThroughParser(argparse.ArgumentParser):
+    """Keeps options it does not know in `namespace.extra` (for TrainingArguments) instead of failing on them."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        namespace.extra = list(getattr(namespace, "extra", None) or []) + extra
+        return namespace, []
+
+
+def pretrain_command_parser(subparsers):
+    # argparse builds sub-parsers from `_parser_class`; swapping it for this one call lets the top-level `parse_args`
+    # pass unknown options through to TrainingArguments without changing the other commands.
+    default_class = subparsers._parser_class
+    subparsers._parser_class = PassThroughParser
+    try:
+        parser = subparsers.add_parser(
+            "pretrain",
+            help="Self-distillation pretraining on quality pairs; exports the teacher encoder.",
+            description="Pretrain QualityFM by self-distillation on pairs made by `qualityfm build_pairs`.",
+            epilog=EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    finally:
+        subparsers._parser_class = default_class
+    parser.add_argument("--pairs", required=True, help="Pairs folder written by `qualityfm build_pairs`.")
+    parser.add_argument("--preset", default="base", choices=("base", "large", "huge"), help="Model size.")
+    parser.add_argument("--output", required=True, help="Output folder (TrainingArguments.output_dir).")
+    parser.add_argument("--base_learning_rate", type=float, default=1e-4,
+                        help="lr per 256 pairs (default 1e-4); ignored when --learning_rate is given.")
+    parser.add_argument("--spectral_target", choices=("magnitude", "power"), default="magnitude",
+                        help="Reconstruct |FFT| (reference code) or |FFT|² (paper wording).")
+    parser.add_argument("--modality_dropout", type=float, default=0.0,
+                        help="Probability of dropping one student modality per pair (beyond the paper).")
+    parser.add_argument("--no_augment", action="store_true", help="Turn off the paper's augmentations.")
+    parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+    parser.set_defaults(func=pretrain_command)
+    return parser
+
+
+def parse_training_arguments(extra: list[str], output_dir: str):
+    """`extra` CLI options as `TrainingArguments`, on top of `training.DEFAULT_TRAINING_ARGS`."""
+    import copy
+
+    import torch
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..training import DEFAULT_TRAINING_ARGS
+
+    parser = HfArgumentParser(TrainingArguments)
+    parser.set_defaults(
+        **copy.deepcopy(DEFAULT_TRAINING_ARGS), output_dir=output_dir, dataloader_pin_memory=torch.cuda.is_available()
+    )
+    try:
+        args, rest = parser.parse_args_into_dataclasses(args=extra, return_remaining_strings=True)
+    except (SystemExit, ValueError) as err:
+        raise QualityFMCLIError(f"bad TrainingArguments option in {extra}: {err}") from None
+    if rest:
+        raise QualityFMCLIError(f"unrecognised options {rest}; see `qualityfm pretrain --help` and TrainingArguments.")
+    return args
+
+
+def load_pairs_dataset(directory: Path):
+    """The pairs loader of `qualityfm_hf.pairs` (imported lazily: it pulls in pyarrow/datasets)."""
+    try:
+        from ..pairs import load_pairs
+    except ImportError:
+        try:
+            from ..pairs_dataset import load_pairs
+        except ImportError:
+            raise QualityFMCLIError(
+                "this install has no pairs loader (qualityfm_hf.pairs.load_pairs); update qualityfm-hf, or call "
+                "qualityfm_hf.training.pretrain(dataset, ...) from Python with your own pairs dataset."
+            ) from None
+    return load_pairs(directory)
+
+
+def pretrain_command(args) -> int:
+    pairs_dir = Path(args.pairs)
+    if not pairs_dir.is_dir():
+        raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build_pairs`.")
+    training_args = parse_training_arguments(args.extra, args.output)
+    explicit_lr = any(option.split("=")[0] == "--learning_rate" for option in args.extra)
+
+    from ..modeling.configuration_qualityfm import QualityFMConfig
+    from ..training import pretrain
+
+    dataset = load_pairs_dataset(pairs_dir)
+    if len(dataset) == 0:
+        raise QualityFMCLIError(f"--pairs {pairs_dir} holds no pairs; check its manifest.json.")
+    try:
+        config = QualityFMConfig.from_preset(
+            args.preset, spectral_target=args.spectral_target, modality_dropout=args.modality_dropout
+        )
+    except ValueError as err:
+        raise QualityFMCLIError(str(err)) from None
+    trainer = pretrain(
+        dataset,
+        config,
+        training_args,
+        base_learning_rate=None if explicit_lr else args.base_learning_rate,
+        augment=not args.no_augment,
+        resume_from_checkpoint=training_args.resume_from_checkpoint,
+    )
+    if not trainer.is_world_process_zero():
+        return 0
+    output = Path(training_args.output_dir)
+    last = next((entry for entry in reversed(trainer.state.log_history) if "loss" in entry), {})
+    result = {
+        "pairs": len(dataset),
+        "steps": trainer.state.global_step,
+        "learning_rate": trainer.learning_rate,
+        "last_logged": {k: last[k] for k in ("step", "loss", "distillation_loss", "amplitude_loss", "phase_loss")
+                        if k in last},
+        "model": str(output),
+        "encoder": str(output / "encoder"),
+        "loss_curves": str(output / "loss_curves.png"),
+    }
+    if args.json:
+        print(json.dumps(result))  # one line, the last on stdout (the Trainer prints its logs there too)
+    else:
+        print(f"pretrained {result['steps']} steps on {result['pairs']} pairs (lr {result['learning_rate']:.3g})")
+        print(f"encoder: {result['encoder']}  (AutoModel.from_pretrained after `import qualityfm_hf`)")
+        print(f"loss curves: {result['loss_curves']}")
+    return 0

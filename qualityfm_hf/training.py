@@ -1,0 +1,427 @@
+"""Self-distillation pretraining with the transformers Trainer (paper notes §2–§4.2).
+
+`pretrain(pairs, config, args)` trains a `QualityFMForSelfDistillation` on quality-divergent pairs, saves it (student,
+teacher and centre, so `--resume_from_checkpoint` continues exactly), plots the loss components and exports the
+teacher encoder to `<output_dir>/encoder`, the checkpoint fine-tuning starts from.
+
+The recipe is the reference code's (§4.2): Adam (coupled L2, not AdamW) with weights in one group and biases/1-D
+parameters in another; lr = 1e-4 × total batch / 256, cosine to 1e-6, no warm-up; weight decay 0.04 -> 0.4 (cosine,
+first group); teacher EMA 0.7 -> 1.0 (cosine); no gradient clipping. Everything per step is a function of
+`state.global_step`, so nothing but the Trainer's own checkpoint is needed to resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments, enable_full_determinism, set_seed
+
+from .modeling.configuration_qualityfm import QualityFMConfig
+from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at
+
+BASE_LEARNING_RATE = 1e-4  # per 256 pairs: lr = BASE_LEARNING_RATE × total_batch / 256 (2e-4 at the paper's 512)
+REFERENCE_BATCH_SIZE = 256
+MIN_LEARNING_RATE = 1e-6
+WEIGHT_DECAY_START, WEIGHT_DECAY_END = 0.04, 0.4
+LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss")
+PAIR_KEYS = ("teacher_input_values", "student_input_values")
+MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
+
+
+# TrainingArguments of `default_training_arguments` (and of `qualityfm pretrain`) where they differ from transformers'.
+DEFAULT_TRAINING_ARGS = dict(
+    per_device_train_batch_size=8,
+    per_device_eval_batch_size=8,
+    num_train_epochs=1,
+    learning_rate=BASE_LEARNING_RATE,
+    lr_scheduler_type="cosine_with_min_lr",
+    lr_scheduler_kwargs={"min_lr": MIN_LEARNING_RATE},
+    warmup_steps=0,
+    weight_decay=WEIGHT_DECAY_START,
+    max_grad_norm=0.0,  # the reference code clips nothing
+    logging_steps=10,
+    save_strategy="steps",
+    save_steps=500,
+    save_total_limit=3,
+    report_to="none",
+    remove_unused_columns=False,  # the collator needs every pair column
+    label_names=[],
+    prediction_loss_only=True,
+    ddp_find_unused_parameters=False,  # every student parameter gets a gradient; True costs a reducer pass
+    dataloader_drop_last=True,  # as DINO: equal batches, so every centre update averages the same count
+    dataloader_num_workers=0,
+    seed=42,
+)
+
+
+def scaled_learning_rate(base_learning_rate: float, total_batch_size: int) -> float:
+    """The linear scaling rule of the reference code: base × total_batch / 256 (total over devices and GA steps)."""
+    return base_learning_rate * total_batch_size / REFERENCE_BATCH_SIZE
+
+
+def weight_decay_at(step: int, max_steps: int, start: float = WEIGHT_DECAY_START, end: float = WEIGHT_DECAY_END):
+    """Cosine weight-decay schedule 0.04 -> 0.4 (§4.2); the same curve as the teacher momentum."""
+    return momentum_at(step, max_steps, start, end)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+
+
+class PairCollator:
+    """Stack pair items into a batch and augment each window independently (§2, augmentation table).
+
+    Per window, in order: Gaussian noise (p 0.5, σ 0.01); amplitude scaling (p 0.5, ×U(0.9, 1.1)); per-channel DC shift
+    (p 0.3, U(−0.1, 0.1)); one contiguous zero span over both channels (p 0.3, length U[T/20, T/10)).
+
+    The random draws are seeded by (`seed`, epoch, the pair's bytes), not by a call counter: the Trainer skips the
+    batches of a resumed epoch without collating them and prefetches ahead, and workers hold copies, so a counter would
+    drift. This way a pair gets the same augmentation in the same epoch whatever the workers, ranks or resumption.
+    The epoch comes from `set_epoch`, which `QualityFMDistillationTrainer` calls at each epoch start.
+
+    Args:
+        augment (`bool`, defaults to True): False only stacks (evaluation).
+        seed (`int`, defaults to 0)
+    """
+
+    def __init__(self, augment: bool = True, seed: int = 0):
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __call__(self, features: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        if not features:
+            raise ValueError("PairCollator got an empty batch.")
+        batch: dict[str, list[np.ndarray]] = {key: [] for key in PAIR_KEYS}
+        masks = [key for key in MASK_KEYS if all(feature.get(key) is not None for feature in features)]
+        for feature in features:
+            missing = [key for key in PAIR_KEYS if key not in feature]
+            if missing:
+                raise ValueError(
+                    f"a pair item must hold {list(PAIR_KEYS)} (each (2, 9000) float32); this one lacks {missing} "
+                    f"and has {sorted(feature)}. Load pairs with qualityfm_hf.pairs.load_pairs."
+                )
+            windows = [np.asarray(_to_numpy(feature[key]), dtype=np.float32) for key in PAIR_KEYS]
+            if self.augment:
+                rng = np.random.default_rng([self.seed, self.epoch, _fingerprint(windows)])
+                windows = [augment_window(window, rng) for window in windows]
+            for key, window in zip(PAIR_KEYS, windows):
+                batch[key].append(window)
+            for key in masks:
+                batch.setdefault(key, []).append(np.asarray(_to_numpy(feature[key]), dtype=np.float32))
+        return {key: torch.from_numpy(np.stack(values)) for key, values in batch.items()}
+
+
+def _to_numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def _fingerprint(windows: list[np.ndarray]) -> int:
+    digest = hashlib.blake2b(digest_size=8)
+    for window in windows:
+        digest.update(np.ascontiguousarray(window).tobytes())
+    return int.from_bytes(digest.digest(), "little")
+
+
+def augment_window(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper's four augmentations on one `(channels, time)` window; returns a new float32 array."""
+    window = window.copy()
+    channels, time = window.shape
+    if rng.random() < 0.5:
+        window += rng.normal(0.0, 0.01, size=window.shape).astype(np.float32)
+    if rng.random() < 0.5:
+        window *= np.float32(rng.uniform(0.9, 1.1))
+    if rng.random() < 0.3:
+        window += rng.uniform(-0.1, 0.1, size=(channels, 1)).astype(np.float32)
+    if rng.random() < 0.3:
+        length = int(rng.integers(time // 20, time // 10))  # 450–899 samples at 9,000
+        start = int(rng.integers(0, time - length + 1))
+        window[:, start : start + length] = 0.0
+    return window
+
+
+def check_pair_item(item: Mapping, config: QualityFMConfig) -> None:
+    """Validate one dataset item against the input contract, with expected / found / fix."""
+    shape = (config.num_channels, config.segment_samples)
+    for key in PAIR_KEYS:
+        if key not in item:
+            raise ValueError(
+                f"pairs dataset items must hold {list(PAIR_KEYS)} of shape {shape}; the first item has "
+                f"{sorted(item)}. Build pairs with `qualityfm_hf.pairs.build_pairs` and load them with `load_pairs`."
+            )
+        found = tuple(np.shape(_to_numpy(item[key])))
+        if found != shape:
+            raise ValueError(
+                f"{key} must be {shape} = ({', '.join(config.channel_names)}) × {config.segment_seconds} s at "
+                f"{config.sampling_rate} Hz; the first item has {found}. Cut windows with QualityFMFeatureExtractor."
+            )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Callbacks (stateless: everything derives from state.global_step, so a resumed run continues exactly)
+
+
+class TeacherEMACallback(TrainerCallback):
+    """After each optimiser step: θ_t ← m·θ_t + (1 − m)·θ_s with m = momentum_at(step just taken, max_steps).
+
+    The 0-based index of the step just taken follows dinov2/DINO (`momentum_schedule[it]` after step `it`).
+    `model` is the Trainer's unwrapped model.
+    """
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        config = model.config
+        model.update_teacher(
+            momentum_at(state.global_step - 1, state.max_steps, config.teacher_momentum_start, config.teacher_momentum_end)
+        )
+
+
+class WeightDecayScheduleCallback(TrainerCallback):
+    """Before each optimiser step, set the first parameter group's weight decay to `weight_decay_at(step)`."""
+
+    def __init__(self, start: float = WEIGHT_DECAY_START, end: float = WEIGHT_DECAY_END):
+        self.start, self.end = start, end
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        optimizer.param_groups[0]["weight_decay"] = weight_decay_at(state.global_step, state.max_steps, self.start, self.end)
+
+
+class CollatorEpochCallback(TrainerCallback):
+    """Hand the epoch to the collator (its augmentation seed) before the epoch's dataloader is iterated."""
+
+    def __init__(self, collator: PairCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is `epoch + finished fraction`; exactly e.0 at a fresh epoch, e.f when resuming inside one.
+        self.collator.set_epoch(math.floor((state.epoch or 0.0) + 1e-9))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Trainer
+
+
+class QualityFMDistillationTrainer(Trainer):
+    """Trainer for `QualityFMForSelfDistillation`: paper optimiser, EMA teacher, per-component loss logging.
+
+    Args:
+        base_learning_rate (`float`, *optional*): if given, lr = base × total batch / 256 (`scaled_learning_rate`)
+            and `args.learning_rate` is ignored; if None, `args.learning_rate` is used as is.
+        weight_decay_start / weight_decay_end (`float`): the cosine weight-decay schedule (0.04 -> 0.4).
+    """
+
+    # The model returns a per-batch mean: the Trainer must divide it by the gradient-accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        *args,
+        base_learning_rate: float | None = None,
+        weight_decay_start: float = WEIGHT_DECAY_START,
+        weight_decay_end: float = WEIGHT_DECAY_END,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.base_learning_rate = base_learning_rate
+        self.weight_decay_start = weight_decay_start
+        self._component_sums: torch.Tensor | None = None
+        self._component_count = 0
+        present = {type(callback) for callback in self.callback_handler.callbacks}
+        if TeacherEMACallback not in present:
+            self.add_callback(TeacherEMACallback())
+        if WeightDecayScheduleCallback not in present:
+            self.add_callback(WeightDecayScheduleCallback(weight_decay_start, weight_decay_end))
+        if hasattr(self.data_collator, "set_epoch") and CollatorEpochCallback not in present:
+            self.add_callback(CollatorEpochCallback(self.data_collator))
+
+    @property
+    def learning_rate(self) -> float:
+        if self.base_learning_rate is None:
+            return self.args.learning_rate
+        total = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        return scaled_learning_rate(self.base_learning_rate, total)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """torch Adam (coupled L2 as the reference), foreach; group 0 = weights (scheduled decay), 1 = biases/1-D."""
+        if self.optimizer is None:
+            opt_model = self.model if model is None else model
+            decay, no_decay = [], []
+            for name, parameter in opt_model.named_parameters():
+                if not parameter.requires_grad:
+                    continue  # the teacher
+                (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+            self.optimizer = torch.optim.Adam(
+                [
+                    {"params": decay, "weight_decay": self.weight_decay_start},
+                    {"params": no_decay, "weight_decay": 0.0},
+                ],
+                lr=self.learning_rate,
+                betas=(self.args.adam_beta1, self.args.adam_beta2),
+                eps=self.args.adam_epsilon,
+                foreach=True,
+            )
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        if model.training:
+            components = torch.stack([outputs[name].detach().float() for name in LOSS_COMPONENTS])
+            self._component_sums = components if self._component_sums is None else self._component_sums + components
+            self._component_count += 1
+        loss = outputs["loss"]
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Only training-log events carry "loss" (eval logs carry "eval_loss"; the final summary "train_loss"), and every
+        # rank reaches them together, so the gather below is safe.
+        if "loss" in logs and self._component_count:
+            means = (self._component_sums / self._component_count)[None]
+            if self.args.world_size > 1:
+                means = self.accelerator.gather(means)  # (world_size, 3)
+            for name, value in zip(LOSS_COMPONENTS, means.mean(0).tolist()):
+                logs[name] = round(value, 6)
+            self._component_sums, self._component_count = None, 0
+        super().log(logs, start_time)
+
+
+def default_training_arguments(output_dir: str | Path, **overrides) -> TrainingArguments:
+    """TrainingArguments with the paper's schedule and settings that work for pair data on CPU or GPU.
+
+    `learning_rate` is only used when `pretrain(..., base_learning_rate=None)`; by default the lr is
+    1e-4 × total batch / 256. Paper values that differ from transformers' defaults: cosine to 1e-6 without warm-up, no
+    gradient clipping, drop the last partial batch. The paper trains with batch 512 on GPUs; 8 per device suits a CPU.
+    """
+    values = dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), output_dir=str(output_dir), dataloader_pin_memory=torch.cuda.is_available())
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+def pretrain(
+    pairs_dataset,
+    config: QualityFMConfig | str = "base",
+    training_args: TrainingArguments | None = None,
+    *,
+    model: QualityFMForSelfDistillation | None = None,
+    eval_dataset=None,
+    base_learning_rate: float | None = BASE_LEARNING_RATE,
+    augment: bool = True,
+    resume_from_checkpoint: str | bool | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    export: bool = True,
+) -> QualityFMDistillationTrainer:
+    """Self-distillation pretraining; returns the trainer (its `state.log_history` holds the loss components).
+
+    Args:
+        pairs_dataset: a torch or `datasets` dataset of pairs: `teacher_input_values` and `student_input_values`
+            `(2, 9000)` float32, optional `teacher_channel_mask` / `student_channel_mask` `(2,)`.
+        config (`QualityFMConfig` or `str`): a config or a preset name ("base", "large", "huge").
+        training_args (`TrainingArguments`, *optional*): defaults to `default_training_arguments("qualityfm-pretrain")`.
+        model (`QualityFMForSelfDistillation`, *optional*): start from it instead of a fresh model.
+        base_learning_rate (`float`, *optional*, defaults to 1e-4): scaled by total batch / 256; None uses
+            `training_args.learning_rate` unscaled.
+        resume_from_checkpoint: passed to `Trainer.train`.
+        export (`bool`, defaults to True): on the main process, write `<output_dir>/encoder` (the teacher encoder plus
+            the feature extractor, loadable with `AutoModel.from_pretrained` after `import qualityfm_hf`) and
+            `<output_dir>/loss_curves.png`.
+    """
+    training_args = training_args or default_training_arguments("qualityfm-pretrain")
+    if isinstance(config, str):
+        config = QualityFMConfig.from_preset(config)
+    if model is None:
+        # The Trainer seeds only after the model exists: seed first so two runs start from the same weights.
+        enable_full_determinism(training_args.seed) if training_args.full_determinism else set_seed(training_args.seed)
+        model = QualityFMForSelfDistillation(config)
+    if hasattr(pairs_dataset, "__getitem__") and hasattr(pairs_dataset, "__len__") and len(pairs_dataset):
+        check_pair_item(pairs_dataset[0], model.config)  # fail before the Trainer spends time setting up
+    collator = PairCollator(augment=augment, seed=training_args.data_seed or training_args.seed)
+    trainer = QualityFMDistillationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=pairs_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        callbacks=callbacks,
+        base_learning_rate=base_learning_rate,
+    )
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    trainer.save_model()  # student + teacher + centre, on every rank (FSDP gathers), written where should_save
+    if export and trainer.is_world_process_zero():
+        output_dir = Path(training_args.output_dir)
+        export_encoder(trainer.model, output_dir / "encoder")
+        plot_loss_curves(trainer.state.log_history, output_dir / "loss_curves.png")
+    trainer.accelerator.wait_for_everyone()
+    return trainer
+
+
+def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path) -> Path:
+    """Save `model.export_teacher_encoder()` and a matching feature extractor to `directory`."""
+    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+
+    directory = Path(directory)
+    model.export_teacher_encoder().save_pretrained(directory)
+    config = model.config
+    QualityFMFeatureExtractor(
+        sampling_rate=config.sampling_rate,
+        channel_names=tuple(config.channel_names),
+        segment_seconds=config.segment_seconds,
+    ).save_pretrained(directory)
+    return directory
+
+
+def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:
+    """Plot the total loss and each component against the optimiser step to a PNG (Agg; no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    entries = [entry for entry in log_history if "loss" in entry and "step" in entry]
+    if not entries:
+        raise ValueError(
+            f"log_history has no training-loss entries ({len(log_history)} entries in all); set logging_steps to "
+            "at most max_steps so the Trainer logs the loss."
+        )
+    names = ("loss",) + LOSS_COMPONENTS
+    figure = Figure(figsize=(10, 6.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, 2).ravel()
+    evals = [entry for entry in log_history if "eval_loss" in entry]
+    for axis, name in zip(axes, names):
+        points = [(entry["step"], entry[name]) for entry in entries if name in entry]
+        if points:
+            axis.plot(*zip(*points), marker="o", markersize=2, label=f"train {name}")
+        if name == "loss" and evals:
+            axis.plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], marker="s", label="eval loss")
+        axis.set_title(name.replace("_", " "))
+        axis.set_xlabel("optimiser step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("QualityFM self-distillation: loss = distillation + λ_amp·amplitude + λ_pha·phase")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+__all__ = [
+    "BASE_LEARNING_RATE",
+    "DEFAULT_TRAINING_ARGS",
+    "CollatorEpochCallback",
+    "PairCollator",
+    "QualityFMDistillationTrainer",
+    "TeacherEMACallback",
+    "WeightDecayScheduleCallback",
+    "augment_window",
+    "default_training_arguments",
+    "export_encoder",
+    "plot_loss_curves",
+    "pretrain",
+    "scaled_learning_rate",
+    "weight_decay_at",
+]

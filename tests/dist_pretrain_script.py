@@ -1,0 +1,62 @@
+"""Two-process pretraining smoke run for tests/test_distributed.py (`torchrun --nproc_per_node 2`, gloo on CPU).
+
+Usage: torchrun --nproc_per_node 2 tests/dist_pretrain_script.py OUTPUT_DIR
+
+Trains a few steps of the small config on real v100s pairs through `qualityfm_hf.training.pretrain`, then every rank
+computes a float64 checksum of its student, teacher and centre; rank 0 writes them with the world size and the
+rank-0 centre norm to OUTPUT_DIR/ranks.json. Identical checksums mean DDP kept the student in sync and the centre
+all-reduce and EMA updates kept teacher and centre in sync.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pretrain_helpers import RealPairs, small_config  # noqa: E402
+
+from qualityfm_hf.training import default_training_arguments, pretrain  # noqa: E402
+
+
+def checksums(model) -> dict[str, float]:
+    def total(tensors):
+        return sum(float(t.double().abs().sum() + t.double().sum()) for t in tensors)
+
+    return {
+        "student": total(model.student.parameters()),
+        "teacher": total(model.teacher.parameters()),
+        "center": total([model.center]),
+    }
+
+
+def main(output_dir: str) -> None:
+    args = default_training_arguments(
+        output_dir, max_steps=3, per_device_train_batch_size=2, logging_steps=1, save_strategy="no", use_cpu=True,
+        seed=0, disable_tqdm=True,
+    )
+    trainer = pretrain(RealPairs(), small_config(), args)
+    model = trainer.model
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, {"rank": dist.get_rank(), **checksums(model)})
+    if dist.get_rank() == 0:
+        logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+        result = {
+            "world_size": dist.get_world_size(),
+            "ranks": gathered,
+            "center_norm": float(model.center.norm()),
+            "global_step": trainer.state.global_step,
+            "logged": logged,
+            "wrapped": type(trainer.model_wrapped).__name__,
+        }
+        (Path(output_dir) / "ranks.json").write_text(json.dumps(result, indent=2))
+    # Without these the gloo group can abort at interpreter exit (transformers-v5 notes §3.5).
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
