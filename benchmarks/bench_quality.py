@@ -198,7 +198,7 @@ def main() -> int:
         wall, cpu = timed(lambda: quality.score_windows(windows, num_workers=1, ecg_method=method), args.repeats)
         runs["one_core"] = {"workers": 1, "windows_per_s_wall": n / wall, "windows_per_s_cpu": n / cpu,
                             "load_before": before, "load_after": load()}
-        ok = np.isfinite(windows).all(axis=-1)
+        ok = np.isfinite(windows).all(axis=-1) & (np.ptp(windows, axis=-1) > 0)  # scored channels
         ppg, ecg = windows[ok[:, 0], 0], windows[ok[:, 1], 1]
         stages = {
             "ppg_sqi": timed(lambda: quality._ppg_quality_batch(ppg, FS), args.repeats)[1] / len(ppg),

@@ -49,8 +49,8 @@ RRSQI_MIN_SAMPLES = 200
 # `ecg_findpeaks` methods, each mapped to its matching `ecg_clean` method.
 # "sleepecg" is the default (issue 5): on MIT-BIH record 100 (30-s windows at 300 Hz, edge beats excluded,
 # +-150 ms) it found 100% of the annotated beats with 100% precision at ~0.3 ms CPU per window, filter
-# included; neurokit2's "neurokit" found 99.4% / 100% at ~1.5 ms with its cleaning. On 592 ICU windows
-# (PhysioNet 2015) the two rrSQIs differ by 0.006 (median; mean 0.06) and agree on the class in 83%: each
+# included; neurokit2's "neurokit" found 99.4% / 100% at ~1.5-2.7 ms with its cleaning. On 1997 ICU windows
+# (PhysioNet 2015) the two rrSQIs differ by 0.002 (median; mean 0.05) and agree on the class in 83%: each
 # fails somewhere (neurokit on some wide-QRS rhythms, sleepecg on small beats after a large artifact).
 # Pan-Tompkins is less precise (99.4% / 98.7%), Hamilton (the reference code's biosppy detector) less
 # accurate (93% / 90%); see benchmarks/bench_quality.py --detectors --agreement.
