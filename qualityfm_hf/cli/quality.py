@@ -29,7 +29,8 @@ def quality_command_parser(subparsers):
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of tables.")
     parser.add_argument("--window-seconds", type=float, default=30.0, help="Window length in s (default 30).")
     parser.add_argument("--num-workers", type=int, default=None, help="Worker processes (default: all cores).")
-    parser.add_argument("--ecg-method", default="neurokit", help="neurokit2 R-peak detector (default neurokit).")
+    parser.add_argument("--ecg-method", default=None,
+                        help="R-peak detector: sleepecg (default, compiled) or a neurokit2 method such as neurokit.")
     parser.set_defaults(func=quality_command)
     return parser
 
@@ -109,13 +110,14 @@ def _print_table(result: dict) -> None:
 
 
 def quality_command(args) -> int:
-    from ..quality import ECG_METHODS
+    from ..quality import DEFAULT_ECG_METHOD, ECG_METHODS
 
     if args.window_seconds <= 0:
         raise QualityFMCLIError(f"--window-seconds must be > 0; got {args.window_seconds}.")
-    if args.ecg_method not in ECG_METHODS:
+    if args.ecg_method is not None and args.ecg_method not in ECG_METHODS:
         raise QualityFMCLIError(f"--ecg-method is {args.ecg_method!r}, but has to be one of {list(ECG_METHODS)}.")
-    results = [score_record(p, args.window_seconds, args.num_workers, args.ecg_method) for p in args.records]
+    method = args.ecg_method or DEFAULT_ECG_METHOD
+    results = [score_record(p, args.window_seconds, args.num_workers, method) for p in args.records]
     if args.json:
         print(json.dumps({"sampling_rate": TARGET_RATE, "window_seconds": args.window_seconds,
                           "records": results}, indent=2))
