@@ -12,14 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pretrain_helpers import RealPairs, small_config  # noqa: E402
+from pretrain_helpers import RealPairs, small_config
 
-from qualityfm_hf.training import default_training_arguments, pretrain  # noqa: E402
+from qualityfm_hf.training import default_training_arguments, pretrain
 
 
 def checksums(model) -> dict[str, float]:

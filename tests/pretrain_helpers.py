@@ -8,7 +8,7 @@ quality-ordered: the tests check training mechanics, not which window is better.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 WINDOW = 9000  # 30 s at 300 Hz
 
 
-@lru_cache(maxsize=None)
+@cache
 def v100s_windows() -> np.ndarray:
     """(10, 2, 9000) float32 windows of v100s, [PPG, ECG_II], each spanning exactly [-1, 1]."""
     import wfdb

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from pretrain_helpers import RealPairs, small_config
+
 from qualityfm_hf.modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at
 from qualityfm_hf.modeling.loss_qualityfm import center_and_sharpen, distillation_loss
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from pretrain_helpers import RealPairs, small_config
 from transformers import AutoModel, TrainerCallback
 
-from pretrain_helpers import RealPairs, small_config
 from qualityfm_hf.modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at
 from qualityfm_hf.training import (
     PairCollator,
