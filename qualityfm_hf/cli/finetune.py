@@ -6,36 +6,15 @@ Options this command does not know are parsed as `transformers.TrainingArguments
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from .errors import QualityFMCLIError
+from .training_args import parse_training_arguments as _parse_training_arguments
 
 TASK_CHOICES = ("vt-false-alarm", "af", "abp")
 
 
-class PassThroughParser(argparse.ArgumentParser):
-    """Keeps options it does not know in `namespace.extra` (for TrainingArguments) instead of failing on them."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extra = super().parse_known_args(args, namespace)
-        namespace.extra = list(getattr(namespace, "extra", None) or []) + extra
-        return namespace, []
-
-
 def finetune_command_parser(subparsers):
-    # argparse builds sub-parsers from `_parser_class`; swapping it for this one call lets the top-level `parse_args`
-    # pass unknown options through to TrainingArguments without changing the other commands.
-    default_class = subparsers._parser_class
-    subparsers._parser_class = PassThroughParser
-    try:
-        parser = _add_parser(subparsers)
-    finally:
-        subparsers._parser_class = default_class
-    return parser
-
-
-def _add_parser(subparsers):
     parser = subparsers.add_parser(
         "finetune",
         help="Fine-tune QualityFM on vt-false-alarm, af or abp; saves model, feature extractor, metrics and card.",
@@ -53,7 +32,7 @@ def _add_parser(subparsers):
     parser.add_argument("--early-stopping-patience", type=int, default=3)
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95%% CIs.")
     parser.add_argument("--keep-checkpoints", action="store_true", help="Keep OUTPUT/checkpoints (Trainer states).")
-    parser.set_defaults(func=finetune_command)
+    parser.set_defaults(func=finetune_command, accepts_training_arguments=True)
     return parser
 
 
@@ -61,19 +40,10 @@ def parse_training_arguments(extra: list[str], output_dir: str):
     """`extra` CLI options as `TrainingArguments`, on top of `finetuning.DEFAULT_TRAINING_ARGS`."""
     from pathlib import Path
 
-    from transformers import HfArgumentParser, TrainingArguments
-
     from ..finetuning import DEFAULT_TRAINING_ARGS
 
-    parser = HfArgumentParser(TrainingArguments)
-    parser.set_defaults(**DEFAULT_TRAINING_ARGS, output_dir=str(Path(output_dir) / "checkpoints"))
-    try:
-        (args, rest) = parser.parse_args_into_dataclasses(args=extra, return_remaining_strings=True)
-    except (SystemExit, ValueError) as err:
-        raise QualityFMCLIError(f"bad TrainingArguments option in {extra}: {err}") from None
-    if rest:
-        raise QualityFMCLIError(f"unrecognised options {rest}; see `qualityfm finetune --help` and TrainingArguments.")
-    return args
+    defaults = dict(DEFAULT_TRAINING_ARGS, output_dir=str(Path(output_dir) / "checkpoints"))
+    return _parse_training_arguments(extra, defaults, "finetune")
 
 
 def finetune_command(args) -> int:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .errors import QualityFMCLIError
+from .training_args import parse_training_arguments as _parse_training_arguments
 
 EXAMPLES = """examples:
   qualityfm pretrain --pairs pairs/ --preset base --output runs/base --max_steps 50 --per_device_train_batch_size 8
@@ -24,31 +25,15 @@ OUTPUT/loss_curves.png and OUTPUT/encoder (the teacher encoder: AutoModel.from_p
 """
 
 
-class PassThroughParser(argparse.ArgumentParser):
-    """Keeps options it does not know in `namespace.extra` (for TrainingArguments) instead of failing on them."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extra = super().parse_known_args(args, namespace)
-        namespace.extra = list(getattr(namespace, "extra", None) or []) + extra
-        return namespace, []
-
-
 def pretrain_command_parser(subparsers):
-    # argparse builds sub-parsers from `_parser_class`; swapping it for this one call lets the top-level `parse_args`
-    # pass unknown options through to TrainingArguments without changing the other commands.
-    default_class = subparsers._parser_class
-    subparsers._parser_class = PassThroughParser
-    try:
-        parser = subparsers.add_parser(
-            "pretrain",
-            help="Self-distillation pretraining on quality pairs; exports the teacher encoder.",
-            description="Pretrain QualityFM by self-distillation on pairs made by `qualityfm build_pairs`.",
-            epilog=EXAMPLES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    finally:
-        subparsers._parser_class = default_class
-    parser.add_argument("--pairs", required=True, help="Pairs folder written by `qualityfm build_pairs`.")
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="Self-distillation pretraining on quality pairs; exports the teacher encoder.",
+        description="Pretrain QualityFM by self-distillation on pairs made by `qualityfm build-pairs`.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pairs", required=True, help="Pairs folder written by `qualityfm build-pairs`.")
     parser.add_argument("--preset", default="base", choices=("base", "large", "huge"), help="Model size.")
     parser.add_argument("--output", required=True, help="Output folder (TrainingArguments.output_dir).")
     parser.add_argument("--base_learning_rate", type=float, default=1e-4,
@@ -59,7 +44,7 @@ def pretrain_command_parser(subparsers):
                         help="Probability of dropping one student modality per pair (beyond the paper).")
     parser.add_argument("--no_augment", action="store_true", help="Turn off the paper's augmentations.")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
-    parser.set_defaults(func=pretrain_command)
+    parser.set_defaults(func=pretrain_command, accepts_training_arguments=True)
     return parser
 
 
@@ -68,21 +53,12 @@ def parse_training_arguments(extra: list[str], output_dir: str):
     import copy
 
     import torch
-    from transformers import HfArgumentParser, TrainingArguments
 
     from ..training import DEFAULT_TRAINING_ARGS
 
-    parser = HfArgumentParser(TrainingArguments)
-    parser.set_defaults(
-        **copy.deepcopy(DEFAULT_TRAINING_ARGS), output_dir=output_dir, dataloader_pin_memory=torch.cuda.is_available()
-    )
-    try:
-        args, rest = parser.parse_args_into_dataclasses(args=extra, return_remaining_strings=True)
-    except (SystemExit, ValueError) as err:
-        raise QualityFMCLIError(f"bad TrainingArguments option in {extra}: {err}") from None
-    if rest:
-        raise QualityFMCLIError(f"unrecognised options {rest}; see `qualityfm pretrain --help` and TrainingArguments.")
-    return args
+    defaults = dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), output_dir=output_dir,
+                    dataloader_pin_memory=torch.cuda.is_available())
+    return _parse_training_arguments(extra, defaults, "pretrain")
 
 
 def load_pairs_dataset(directory: Path):
@@ -103,7 +79,7 @@ def load_pairs_dataset(directory: Path):
 def pretrain_command(args) -> int:
     pairs_dir = Path(args.pairs)
     if not pairs_dir.is_dir():
-        raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build_pairs`.")
+        raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
     training_args = parse_training_arguments(args.extra, args.output)
     explicit_lr = any(option.split("=")[0] == "--learning_rate" for option in args.extra)
 

@@ -1,0 +1,26 @@
+"""Options a command does not define are `transformers.TrainingArguments` (`--max_steps 50 --bf16 ...`).
+
+`main` collects them with `parse_known_args` into `args.extra`, for the commands that set
+`accepts_training_arguments=True`; the others reject them as usual.
+"""
+
+from __future__ import annotations
+
+from .errors import QualityFMCLIError
+
+
+def parse_training_arguments(extra: list[str], defaults: dict, command: str):
+    """`extra` CLI options parsed as `TrainingArguments` on top of `defaults` (which include `output_dir`)."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    parser = HfArgumentParser(TrainingArguments)
+    parser.set_defaults(**defaults)
+    try:
+        args, rest = parser.parse_args_into_dataclasses(args=extra, return_remaining_strings=True)
+    except (SystemExit, ValueError) as err:
+        raise QualityFMCLIError(f"bad TrainingArguments option in {extra}: {err}") from None
+    if rest:
+        raise QualityFMCLIError(
+            f"unrecognised options {rest}; see `qualityfm {command} --help` and transformers.TrainingArguments."
+        )
+    return args
