@@ -25,6 +25,7 @@ PRESETS: dict[str, dict] = {
 
 POOLING_CHOICES = ("mean", "first", "max")
 SPECTRAL_TARGETS = ("magnitude", "power")
+REGRESSION_LOSSES = ("mse", "smooth_l1")
 
 
 @strict
@@ -70,6 +71,13 @@ class QualityFMConfig(PreTrainedConfig):
             |X|² as the paper's wording says (§1.4).
         decision_threshold (`float`, *optional*): classification threshold chosen on validation data by
             fine-tuning; None means 0.5.
+        pos_weight (`float`, *optional*): BCE weight of the positive class of binary heads (the VT task is
+            imbalanced); fine-tuning sets it from the training split. None means 1.
+        class_weights (`list[float]`, *optional*): cross-entropy class weights of multi-class heads.
+        regression_loss (`str`, defaults to "mse"): "mse" or "smooth_l1" for the ABP head.
+        label_mean / label_std (`list[float]`, *optional*): ABP label scaling from the training split; the head
+            predicts normalised units and returns mmHg.
+        train_naive_mae (`list[float]`, *optional*): MAE of the training-mean predictor, the MASE denominator.
     """
 
     model_type = "qualityfm"
@@ -105,6 +113,12 @@ class QualityFMConfig(PreTrainedConfig):
     phase_loss_weight: float | int = 0.1
     spectral_target: str = "magnitude"
     decision_threshold: float | None = None
+    pos_weight: float | int | None = None
+    class_weights: list[float] | None = None
+    regression_loss: str = "mse"
+    label_mean: list[float] | None = None
+    label_std: list[float] | None = None
+    train_naive_mae: list[float] | float | None = None
 
     def __post_init__(self, **kwargs):
         # JSON round-trips tuples as lists; keep one canonical form so configs compare equal.
@@ -140,6 +154,12 @@ class QualityFMConfig(PreTrainedConfig):
             )
         if self.pooling not in POOLING_CHOICES:
             problems.append(f"pooling is {self.pooling!r}, but has to be one of {list(POOLING_CHOICES)}")
+        if self.regression_loss not in REGRESSION_LOSSES:
+            problems.append(
+                f"regression_loss is {self.regression_loss!r}, but has to be one of {list(REGRESSION_LOSSES)}"
+            )
+        if self.pos_weight is not None and self.pos_weight <= 0:
+            problems.append(f"pos_weight must be > 0; got {self.pos_weight}")
         if self.spectral_target not in SPECTRAL_TARGETS:
             problems.append(
                 f"spectral_target is {self.spectral_target!r}, but has to be one of {list(SPECTRAL_TARGETS)}"
