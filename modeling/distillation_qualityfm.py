@@ -105,8 +105,9 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 f"teacher has {len(teacher_params)} parameters and student {len(student_params)}; they must share "
                 "one architecture."
             )
-        torch._foreach_mul_(teacher_params, momentum)
-        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - momentum)
+        # One pass over the weights (lerp: t + (1 − m)·(s − t)), not two (mul_ then add_): at small batches the EMA
+        # is memory-bound. torch's lerp is exact at both ends, so m = 1 keeps and m = 0 copies bit for bit.
+        torch._foreach_lerp_(teacher_params, student_params, 1.0 - momentum)
         for teacher_buffer, student_buffer in zip(self.teacher.buffers(), self.student.buffers()):
             teacher_buffer.copy_(student_buffer)
 

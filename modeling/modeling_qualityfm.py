@@ -85,6 +85,7 @@ class QualityFMGroupNorm(nn.GroupNorm):
     """
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`hidden` (B, C, T); `mask` (B, T) True for real steps."""
         if mask is None:
             return super().forward(hidden)
         mask = mask[:, None, :].to(hidden.dtype)  # (B, 1, T)
@@ -94,12 +95,72 @@ class QualityFMGroupNorm(nn.GroupNorm):
         hidden = (hidden - mean) / torch.sqrt(var + self.eps)
         return (hidden * self.weight[None, :, None] + self.bias[None, :, None]) * mask
 
+    def forward_channels_last(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Same numbers as `forward` on `hidden` (B, T, C), the layout the matmul tokenizer produces."""
+        if mask is None:
+            # One group = statistics over all of (T, C) per sample: exactly layer_norm over the last two dims.
+            normed = nn.functional.layer_norm(hidden, hidden.shape[1:], eps=self.eps)
+            return torch.addcmul(self.bias, normed, self.weight)
+        mask = mask[:, :, None].to(hidden.dtype)  # (B, T, 1)
+        count = mask.sum(dim=(1, 2), keepdim=True) * hidden.shape[2]
+        mean = (hidden * mask).sum(dim=(1, 2), keepdim=True) / count
+        var = (((hidden - mean) * mask) ** 2).sum(dim=(1, 2), keepdim=True) / count
+        hidden = (hidden - mean) / torch.sqrt(var + self.eps)
+        return torch.addcmul(self.bias, hidden, self.weight) * mask
+
+
+def conv1d_as_matmul(hidden: torch.Tensor, conv: nn.Conv1d, group: int) -> torch.Tensor:
+    """`conv(hidden)` (odd kernel, padding = kernel // 2, stride s) as one GEMM, in (B, T, C) layout.
+
+    Why: oneDNN runs the tokenizer's first conv (2 -> 5 channels, kernel 201, stride 5) at a few GFLOP/s, half of
+    the encoder's time. Here `group` consecutive outputs share one patch of span = s·(group − 1) + kernel input
+    steps, and a block-Toeplitz weight built from `conv.weight` maps the patch to group × C_out outputs: a GEMM with
+    N = group·C_out instead of C_out. In (B, T, C) layout a patch is one contiguous run of span·C_in values, so
+    `unfold` on the flattened signal cuts the patches (its backward is cheap). The Toeplitz zeros cost
+    span / kernel − 1 extra FLOPs; worth it while C_out is small. Parameters and state_dict are `conv`'s own.
+
+    Args:
+        hidden (`torch.Tensor` of shape `(B, T, C_in)`): channels last.
+        conv (`nn.Conv1d`): supplies weight `(C_out, C_in, kernel)`, bias and stride.
+        group (`int`): outputs per patch; 1 is plain im2col.
+
+    Returns:
+        `torch.Tensor` of shape `(B, T_out, C_out)`, T_out = (T − 1) // s + 1.
+    """
+    c_out, c_in, kernel = conv.weight.shape
+    stride, pad = conv.stride[0], kernel // 2
+    batch, length, _ = hidden.shape
+    t_out = (length + 2 * pad - kernel) // stride + 1
+    rows = -(-t_out // group)
+    span = stride * (group - 1) + kernel
+    right = max((rows - 1) * group * stride + span - length - pad, 0)
+    flat = nn.functional.pad(hidden, (0, 0, pad, right)).reshape(batch, -1)
+    patches = flat.unfold(1, span * c_in, group * stride * c_in).reshape(batch * rows, span * c_in)
+    weight = conv.weight.permute(2, 1, 0)  # (kernel, C_in, C_out)
+    if group > 1:
+        offset = torch.arange(span, device=weight.device)[:, None] - stride * torch.arange(group, device=weight.device)
+        inside = ((offset >= 0) & (offset < kernel)).to(weight.dtype)
+        weight = weight[offset.clamp(0, kernel - 1)] * inside[:, :, None, None]  # (span, G, C_in, C_out)
+        weight = weight.transpose(1, 2)  # (span, C_in, G, C_out)
+    weight = weight.reshape(span * c_in, group * c_out)
+    if conv.bias is None:
+        out = patches @ weight
+    else:
+        out = torch.addmm(conv.bias.repeat(group), patches, weight)
+    return out.view(batch, rows * group, c_out)[:, :t_out]
+
 
 class QualityFMTemporalConv(nn.Module):
     """Three strided Conv1d -> GroupNorm(1) -> GELU layers: (B, C_in, T) -> (B, T / 500, hidden_size).
 
-    The channels are fused in the first convolution: there is no per-modality track (§1.2).
+    The channels are fused in the first convolution: there is no per-modality track (§1.2). On CPU the convs run as
+    GEMMs in (B, T, C) layout (`conv1d_as_matmul`), which also hands the tokens to the layers contiguous; set
+    `use_matmul_conv = False` for the plain `nn.Conv1d` path (same parameters, same numbers within float rounding).
     """
+
+    use_matmul_conv: bool = True
+    # Outputs per GEMM row: about 100 columns (C_out·group) keeps the GEMM efficient without many Toeplitz zeros.
+    matmul_columns: int = 100
 
     def __init__(self, config: QualityFMConfig, in_channels: int):
         super().__init__()
@@ -113,18 +174,29 @@ class QualityFMTemporalConv(nn.Module):
 
     def forward(self, signal: torch.Tensor, lengths: torch.Tensor | None = None):
         """`lengths` (batch,) counts real samples; returns tokens and the token lengths."""
-        hidden = signal
+        matmul = self.use_matmul_conv and signal.device.type == "cpu"
+        hidden = signal.transpose(1, 2).contiguous() if matmul else signal
         for conv, norm in zip(self.convs, self.norms):
-            hidden = conv(hidden)
+            if matmul:
+                group = max(1, round(self.matmul_columns / conv.out_channels))
+                hidden = conv1d_as_matmul(hidden, conv, group)  # (B, T, C)
+            else:
+                hidden = conv(hidden)  # (B, C, T)
             mask = None
             if lengths is not None:
                 # padding = kernel // 2 with an odd kernel: output t is real iff t < (n - 1) // stride + 1
                 lengths = torch.div(lengths - 1, conv.stride[0], rounding_mode="floor") + 1
-                mask = torch.arange(hidden.shape[-1], device=hidden.device)[None, :] < lengths[:, None]
-            hidden = self.activation(norm(hidden, mask))
-            if mask is not None:
-                hidden = hidden * mask[:, None, :]  # padded steps stay zero, as the next conv's own padding
-        return hidden.transpose(1, 2), lengths  # (B, tokens, hidden)
+                steps = hidden.shape[1] if matmul else hidden.shape[-1]
+                mask = torch.arange(steps, device=hidden.device)[None, :] < lengths[:, None]
+            if matmul:
+                hidden = self.activation(norm.forward_channels_last(hidden, mask))
+                if mask is not None:
+                    hidden = hidden * mask[:, :, None]  # padded steps stay zero, as the next conv's own padding
+            else:
+                hidden = self.activation(norm(hidden, mask))
+                if mask is not None:
+                    hidden = hidden * mask[:, None, :]
+        return (hidden if matmul else hidden.transpose(1, 2)), lengths  # (B, tokens, hidden)
 
 
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
