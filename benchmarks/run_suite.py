@@ -1,0 +1,306 @@
+"""The performance suite of issue 5: one command, JSON + Markdown out.
+
+    python benchmarks/run_suite.py            # full suite, about 15 minutes on 2 shared cores
+    python benchmarks/run_suite.py --quick    # reduced sizes, a smoke check
+
+Writes `benchmarks/results/suite.json` and `benchmarks/RESULTS.md`. Every compute figure is a ratio to P, this
+process's own fp32 matmul throughput (2048³, `--threads` threads) measured right before that figure, because the
+shared machine drifts 10–25% between runs. Model FLOPs come from `torch.utils.flop_counter.FlopCounterMode` in
+train mode on the plain `nn.Conv1d` tokenizer (the FLOPs of the architecture, not of the Toeplitz GEMMs the fast
+path executes, which are also reported). Attention, quality scoring and pair building run their own benchmark
+scripts as subprocesses. Not collected by pytest; tests never assert timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+REFERENCE_WINDOWS_PER_S = 638.0  # the paper's reference implementation, fp32, batch 64 (issue 5)
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def rss(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def reset_peak() -> int:
+    """Reset VmHWM to the current RSS; returns that RSS in bytes."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return rss("VmRSS")
+
+
+def best_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_gflops(dtype=None, size: int = 2048) -> float:
+    """P: best of 5 `a @ b` at size³ (GFLOP/s); bf16 without hardware support is slow, so it is timed smaller."""
+    import torch
+
+    dtype = dtype or torch.float32
+    if dtype != torch.float32:
+        size = 512
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    return 2 * size**3 / best_time(lambda: a @ b, 5 if dtype == torch.float32 else 2) / 1e9
+
+
+def model_flops(fn) -> int:
+    """FLOPs of `fn()` with the reference `nn.Conv1d` tokenizer (the architecture's FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from qualityfm_hf.modeling.modeling_qualityfm import QualityFMTemporalConv
+
+    QualityFMTemporalConv.use_matmul_conv = False
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        QualityFMTemporalConv.use_matmul_conv = True
+    return counter.get_total_flops()
+
+
+def executed_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model figures
+
+
+def encoder_inference(batch: int, repeats: int) -> dict:
+    import torch
+
+    from qualityfm_hf import QualityFMConfig, QualityFMModel
+
+    torch.manual_seed(0)
+    model = QualityFMModel(QualityFMConfig.from_preset("base"))
+    x = torch.randn(batch, 2, 9000)
+    model.train()
+    flops = model_flops(lambda: model(x)) / batch
+    run_flops = executed_flops(lambda: model(x)) / batch
+    model.eval()
+    p = peak_gflops()
+    with torch.inference_mode():
+        seconds = best_time(lambda: model(x), repeats)
+        reference = model(x).last_hidden_state
+    windows = batch / seconds
+    fp32 = {"batch": batch, "P_gflops": p, "windows_per_s": windows, "mflop_per_window": flops / 1e6,
+            "executed_mflop_per_window": run_flops / 1e6, "achieved_gflops": windows * flops / 1e9,
+            "mfu": windows * flops / 1e9 / p}
+
+    # bf16: autocast keeps the fp32 weights and runs matmuls/convs in bf16.
+    p_bf16 = peak_gflops(torch.bfloat16)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        seconds = best_time(lambda: model(x), max(1, repeats // 3))
+        out = model(x).last_hidden_state.float()
+    diff = (out - reference).abs()
+    bf16 = {"batch": batch, "P_bf16_gflops": p_bf16, "windows_per_s": batch / seconds,
+            "vs_fp32_reference": batch / seconds / REFERENCE_WINDOWS_PER_S,
+            "max_abs_diff": diff.max().item(), "max_rel_diff": (diff.max() / reference.abs().max()).item(),
+            "mean_abs_diff": diff.mean().item()}
+    return {"fp32": fp32, "bf16": bf16}
+
+
+def pretraining_step(preset: str, batch: int, repeats: int) -> dict:
+    """One step outside the Trainer: student + teacher + losses + backward + Adam + EMA, split into phases."""
+    import torch
+
+    from qualityfm_hf import QualityFMConfig
+    from qualityfm_hf.modeling.distillation_qualityfm import QualityFMForSelfDistillation
+
+    torch.manual_seed(0)
+    model = QualityFMForSelfDistillation(QualityFMConfig.from_preset(preset)).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = True
+    try:
+        optimizer = torch.optim.Adam(params, lr=1e-4, weight_decay=1e-4, fused=True)
+    except (RuntimeError, TypeError):
+        fused = False
+        optimizer = torch.optim.Adam(params, lr=1e-4, weight_decay=1e-4, foreach=True)
+    teacher_x, student_x = torch.rand(batch, 2, 9000) * 2 - 1, torch.rand(batch, 2, 9000) * 2 - 1
+
+    def forward_backward():
+        loss = model(teacher_x, student_x).loss
+        loss.backward()
+
+    def update():
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        model.update_teacher(0.996)
+
+    flops = model_flops(forward_backward)
+    optimizer.zero_grad(set_to_none=True)
+    forward_backward()
+    update()  # warm-up: Adam state allocated
+    p = peak_gflops()
+    phases = {"forward_backward_s": [], "optimizer_ema_s": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward_backward()
+        middle = time.perf_counter()
+        update()
+        end = time.perf_counter()
+        phases["forward_backward_s"].append(middle - start)
+        phases["optimizer_ema_s"].append(end - middle)
+    step = min(a + b for a, b in zip(*phases.values()))
+    fb, opt = min(phases["forward_backward_s"]), min(phases["optimizer_ema_s"])
+    return {"preset": preset, "batch_pairs": batch, "P_gflops": p, "optimizer": "Adam(fused)" if fused else
+            "Adam(foreach)", "ema": "torch._foreach_lerp_", "gflop_per_step": flops / 1e9, "step_s": step,
+            "pairs_per_s": batch / step, "mfu": flops / step / 1e9 / p, "forward_backward_s": fb,
+            "optimizer_ema_s": opt, "optimizer_ema_fraction": opt / (fb + opt),
+            "parameters": sum(p.numel() for p in model.student.parameters())}
+
+
+def long_recording_cell(layout: str, hours: float, repeats: int) -> dict:
+    """One layout in a fresh process, so its peak RSS is its own: peak RSS of the first call minus RSS before."""
+    import torch
+
+    from qualityfm_hf import QualityFMConfig, QualityFMModel
+
+    torch.manual_seed(0)
+    model = QualityFMModel(QualityFMConfig.from_preset("base")).eval()
+    samples = int(hours * 3600 * 300)
+    x = torch.rand(1, 2, samples) * 2 - 1
+    if layout == "windows_30s":
+        x = x.view(2, -1, 9000).transpose(0, 1).contiguous()  # (n, 2, 9000)
+    with torch.inference_mode():
+        base = reset_peak()
+        tokens = model(x).last_hidden_state.shape
+        peak = rss("VmHWM") - base
+        seconds = best_time(lambda: model(x), repeats, warmup=0)
+    return {"seconds": seconds, "peak_extra_mib": peak / 2**20, "tokens": list(tokens),
+            "backend": model.encoder.attention_backend(tokens[1], False), "batch": x.shape[0]}
+
+
+def long_recording(hours: float, repeats: int, threads: int) -> dict:
+    """1 h of ECG+PPG at 300 Hz as one token sequence (blocked attention) vs 30-s windows; time and peak RSS."""
+    out = {"samples": int(hours * 3600 * 300), "P_gflops": peak_gflops()}
+    for layout in ("one_sequence", "windows_30s"):
+        result = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--cell",
+                                 f"{layout},{hours},{repeats}"], capture_output=True, text=True, cwd=REPO)
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr[-800:])
+        out[layout] = json.loads(result.stdout.strip().splitlines()[-1])
+    out["windows"] = out["windows_30s"]["batch"]
+    out["backend_one_sequence"] = out["one_sequence"]["backend"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sub-benchmarks
+
+
+def subprocess_json(args: list[str], output: Path, timeout: int) -> dict:
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *args, "--output", str(output)], cwd=REPO, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        return {"error": result.stderr[-1500:], "command": " ".join(args)}
+    data = json.loads(output.read_text())
+    return {"command": "python " + " ".join(args), "seconds": time.perf_counter() - start, "result": data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes and repeats, for a smoke check")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip", nargs="*", default=[], help="figure groups to skip: model attention quality pairs")
+    parser.add_argument("--output", default=str(RESULTS / "suite.json"))
+    parser.add_argument("--markdown", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--cell", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.cell:
+        layout, hours, repeats = args.cell.split(",")
+        print(json.dumps(long_recording_cell(layout, float(hours), int(repeats))))
+        return 0
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from suite_report import attention_summary, environment, write_markdown  # noqa: E402
+
+    quick = args.quick
+    command = "python benchmarks/run_suite.py" + (" --quick" if quick else "") + (
+        f" --skip {' '.join(args.skip)}" if args.skip else "")
+    suite = {"command": command, "quick": quick, "environment": environment(args.threads), "load_before": load(),
+             "figures": {}}
+    figures = suite["figures"]
+
+    def record(name, fn):
+        print(f"[{time.strftime('%H:%M:%S')}] {name} (load {load()})", flush=True)
+        start = time.perf_counter()
+        try:
+            figures[name] = fn()
+        except Exception as error:  # one failing figure must not lose the others
+            figures[name] = {"error": f"{type(error).__name__}: {error}"}
+        figures[name]["load_after"] = load()
+        figures[name]["wall_s"] = time.perf_counter() - start
+        print(json.dumps(figures[name], default=str)[:600], flush=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record("peak", lambda: {"fp32_gflops": peak_gflops(), "bf16_gflops": peak_gflops(torch.bfloat16)})
+    if "model" not in args.skip:
+        record("encoder_inference", lambda: encoder_inference(16 if quick else 64, 3 if quick else 10))
+        record("pretrain_base_b32", lambda: pretraining_step("base", 8 if quick else 32, 2 if quick else 5))
+        if not quick:
+            record("pretrain_huge_b32", lambda: pretraining_step("huge", 32, 2))
+        record("pretrain_huge_b2", lambda: pretraining_step("huge", 2, 2 if quick else 4))
+        record("long_recording", lambda: long_recording(0.1 if quick else 1.0, 1 if quick else 3, args.threads))
+    if "attention" not in args.skip:
+        tokens = [18, 1800] if quick else [18, 180, 1800, 7200, 36000, 100000]
+        out = RESULTS / "suite_attention.json"
+
+        def attention():
+            p = peak_gflops()
+            run = subprocess_json(["benchmarks/bench_attention.py", "--tokens", *map(str, tokens), "--threads",
+                                   str(args.threads)], out, 3600)
+            run["P_gflops_before"] = p
+            if "result" in run:
+                run["summary"] = attention_summary(run["result"]["rows"])
+            return run
+
+        record("attention", attention)
+    if "quality" not in args.skip:
+        record("quality", lambda: subprocess_json(
+            ["benchmarks/bench_quality.py", "--max-windows", "200" if quick else "1200"], RESULTS / "suite_quality.json",
+            1800))
+    if "pairs" not in args.skip:
+        record("pairs", lambda: subprocess_json(
+            ["benchmarks/bench_pairs.py", "--max-records", "6" if quick else "60", "--num-workers", "1", "2"],
+            RESULTS / "suite_pairs.json", 1800))
+    suite["load_after"] = load()
+    Path(args.output).write_text(json.dumps(suite, indent=1, default=str) + "\n")
+    write_markdown(suite, Path(args.markdown))
+    print(f"wrote {args.output} and {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
