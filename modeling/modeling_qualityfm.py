@@ -395,7 +395,9 @@ def check_input_values(config: QualityFMConfig, input_values, attention_mask=Non
             f"input_values must be a floating-point tensor (float32, bfloat16, ...); got {input_values.dtype}. "
             "Convert with input_values.float()."
         )
-    if not torch.isfinite(input_values).all():
+    # One reduction first: a finite sum proves every value finite (NaN/inf propagate); only a non-finite sum (NaN, inf,
+    # or an overflow of huge finite values) pays for the element-wise check.
+    if not torch.isfinite(input_values.sum()) and not torch.isfinite(input_values).all():
         bad = int((~torch.isfinite(input_values)).sum())
         raise ValueError(
             f"input_values holds {bad} NaN/inf values; the model needs finite input. QualityFMFeatureExtractor "
