@@ -125,9 +125,9 @@ def table_rows(figures: dict) -> list[tuple]:
         rows.append((f"pair building, {row['num_workers']} worker(s), {row['records']} records",
                      f"{row['records_per_s']} records/s, {row['windows_per_s']} windows/s", "—", "—", "—"))
     if pairs.get("load"):
-        l = pairs["load"]
-        rows.append((f"pair loading, {l['pairs']} pairs", f"in-memory {l['in_memory_pairs_per_s']} pairs/s, "
-                     f"streaming {l['streaming_pairs_per_s']} pairs/s", "—", "—", "—"))
+        load = pairs["load"]
+        rows.append((f"pair loading, {load['pairs']} pairs", f"in-memory {load['in_memory_pairs_per_s']} pairs/s, "
+                     f"streaming {load['streaming_pairs_per_s']} pairs/s", "—", "—", "—"))
     long = figures.get("long_recording", {})
     if "one_sequence" in long:
         one, win = long["one_sequence"], long["windows_30s"]

@@ -182,7 +182,7 @@ class QualityFMConfig(PreTrainedConfig):
             raise ValueError("Invalid QualityFMConfig: " + "; ".join(problems) + ".")
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "QualityFMConfig":
+    def from_preset(cls, name: str, **overrides) -> QualityFMConfig:
         """The paper's sizes: "base" (9.6 M), "large" (70.6 M) or "huge" (319.6 M); `overrides` win."""
         if name not in PRESETS:
             raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")

@@ -3,13 +3,13 @@
 `import qualityfm_hf` registers the config, models, heads and feature extractor with the transformers Auto classes.
 """
 
+from .feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
 from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from .modeling.modeling_qualityfm import (
     QualityFMForPretraining,
     QualityFMModel,
     QualityFMPreTrainedModel,
 )
-from .feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
 from .registration import register
 
 register()

@@ -22,9 +22,9 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .common import (
+    DEFAULT_FRACTIONS,
     BuildReport,
     ChannelFinder,
-    DEFAULT_FRACTIONS,
     Reader,
     channel_on_grid,
     list_records,

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
+    DEFAULT_FRACTIONS,
     BuildReport,
     ChannelFinder,
-    DEFAULT_FRACTIONS,
     Reader,
     channel_on_grid,
     list_records,

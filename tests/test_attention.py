@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.modeling.attention_qualityfm import windowed_mask
 

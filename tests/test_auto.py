@@ -11,9 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES, tiny_config
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
 
-from conftest import FIXTURES, tiny_config
 from qualityfm_hf import QualityFMConfig, QualityFMFeatureExtractor, QualityFMForPretraining, QualityFMModel
 
 FLAT_FILES = {"configuration_qualityfm.py", "modeling_qualityfm.py", "attention_qualityfm.py"}

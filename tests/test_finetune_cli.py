@@ -10,10 +10,10 @@ import warnings
 
 import pytest
 import torch
-from huggingface_hub import ModelCard
-
 from conftest import FIXTURES, REPO_ROOT, tiny_config
 from hub_fixtures import fake_hub, fake_hub_endpoint, hub_env, run_hub_python  # noqa: F401
+from huggingface_hub import ModelCard
+
 from qualityfm_hf import QualityFMConfig, QualityFMModel
 from qualityfm_hf.cli.main import main
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from huggingface_hub.errors import StrictDataclassClassValidationError
 import torch
+from conftest import tiny_config
+from huggingface_hub.errors import StrictDataclassClassValidationError
+from test_auto import run_without_package
 from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForSequenceClassification
 
-from conftest import tiny_config
-from test_auto import run_without_package
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.finetuning import load_model
 from qualityfm_hf.modeling.heads_qualityfm import (

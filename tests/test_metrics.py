@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from qualityfm_hf.tasks.metrics import (
     MetricWarning,
     aami_criterion,

@@ -7,6 +7,7 @@ import hub_fixtures
 import pytest
 from hub_fixtures import run_hub_python
 from huggingface_hub import EvalResult, ModelCard
+
 from qualityfm_hf.tasks.model_card import (
     MODEL_CARDS_DIR,
     eval_results_from_metrics,

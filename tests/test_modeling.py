@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_config
 from huggingface_hub.errors import StrictDataclassClassValidationError
 
-from conftest import tiny_config
 from qualityfm_hf import QualityFMConfig, QualityFMForPretraining, QualityFMModel
 
 

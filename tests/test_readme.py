@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import torch
-
 from conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, REPO_ROOT
+
 from qualityfm_hf.finetuning import build_task_dataset
 from qualityfm_hf.tasks import abp, af, vt_false_alarm
 from qualityfm_hf.tasks.common import dataset_metadata, split_by_record
@@ -53,7 +53,7 @@ def test_vt_without_pleth_masks_the_ppg_and_marks_it_nan(tmp_path):
     assert record["signals"].shape == (2, 1250)
     # v100s has PLETH: drop it from a copy of the header to get a record without PPG.
     header = (data / "v100s.hea").read_text().splitlines()
-    (data / "v100s.hea").write_text("\n".join(l for l in header if not l.endswith(" PLETH")).replace(" 4 250", " 3 250", 1))
+    (data / "v100s.hea").write_text("\n".join(line for line in header if not line.endswith(" PLETH")).replace(" 4 250", " 3 250", 1))
     row = build("vt-false-alarm", data).with_format("numpy")[0]
     assert list(row["channel_mask"]) == [0, 1] and np.isnan(row["signals"][0]).all()
     assert np.isfinite(row["signals"][1]).mean() > 0.9
@@ -62,7 +62,7 @@ def test_vt_without_pleth_masks_the_ppg_and_marks_it_nan(tmp_path):
 def test_dir_without_labels_raises_with_the_fix(tmp_path):
     data = copy_records(["v100s"], FIXTURES, tmp_path)
     header = data / "v100s.hea"
-    header.write_text("\n".join(l for l in header.read_text().splitlines() if not l.startswith("#")) + "\n")
+    header.write_text("\n".join(line for line in header.read_text().splitlines() if not line.startswith("#")) + "\n")
     with pytest.raises(ValueError, match="none of 1 records has a label.*labels.csv"):
         build("vt-false-alarm", data)
     with pytest.raises(ValueError, match="REFERENCE.csv"):

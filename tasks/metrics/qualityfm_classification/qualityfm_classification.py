@@ -8,6 +8,7 @@ installed. `_compute` only wraps `classification_metrics`, so the maths is teste
 
 import datasets
 import evaluate
+
 from qualityfm_hf.tasks.metrics.classification import classification_metrics
 
 _DESCRIPTION = """

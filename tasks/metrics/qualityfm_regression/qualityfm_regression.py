@@ -8,6 +8,7 @@ installed. `_compute` only wraps `regression_metrics`, so the maths is tested on
 
 import datasets
 import evaluate
+
 from qualityfm_hf.tasks.metrics.regression import regression_metrics
 
 _DESCRIPTION = """
