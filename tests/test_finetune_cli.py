@@ -111,7 +111,7 @@ def test_finetune_reports_an_unusable_split_in_one_line(backbone, tmp_path, caps
     assert "left ['validation', 'test'] empty" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # two subprocesses importing transformers and torch: 30-80 s on 2 cores
+# Two subprocesses importing transformers and torch (30-80 s on 2 cores): kept in CI, it is the Hub round trip.
 def test_push_then_fresh_process_downloads_and_loads(af_model, hub_env):
     push = subprocess.run(
         [sys.executable, "-m", "qualityfm_hf.cli.main", "push", "--model", str(af_model), "--repo-id", "org/qfm-af"],
