@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     from qualityfm_hf.pairs import build_pairs, load_pairs
 
     warnings.simplefilter("ignore")
-    results = {"environment": environment(), "input": args.input, "build": [], "load": {}}
+    # Recorded relative to the repo, so the JSON names no path of this machine.
+    shown_input = os.path.relpath(args.input, Path(__file__).resolve().parents[1])
+    results = {"environment": environment(), "input": shown_input, "build": [], "load": {}}
     with tempfile.TemporaryDirectory(prefix="bench-pairs-") as tmp:
         for workers in args.num_workers:
             out = Path(tmp) / f"pairs-{workers}"

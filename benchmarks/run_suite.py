@@ -216,11 +216,13 @@ def long_recording(hours: float, repeats: int, threads: int) -> dict:
 
 def subprocess_json(args: list[str], output: Path, timeout: int) -> dict:
     start = time.perf_counter()
+    # Relative to the repo (the cwd), so the recorded command names no path of this machine.
+    output = output.relative_to(REPO) if output.is_relative_to(REPO) else output
     result = subprocess.run([sys.executable, *args, "--output", str(output)], cwd=REPO, capture_output=True,
                             text=True, timeout=timeout)
     if result.returncode != 0:
         return {"error": result.stderr[-1500:], "command": " ".join(args)}
-    data = json.loads(output.read_text())
+    data = json.loads((REPO / output).read_text())
     return {"command": "python " + " ".join(args), "seconds": time.perf_counter() - start, "result": data}
 
 
