@@ -4,8 +4,8 @@ Each head is the encoder (`self.qualityfm`, a `QualityFMModel`, so `base_model_p
 backbone load into a head with the head freshly initialised) plus dropout and one linear layer on the pooled tokens
 (`config.pooling`: "mean" over real tokens as in the paper, "first" or "max").
 
-Head options are config attributes read with `getattr` and a default, so a plain `QualityFMConfig` works and a
-fine-tuned checkpoint stores them in `config.json`:
+Head options are `QualityFMConfig` fields, validated there and stored in a fine-tuned checkpoint's `config.json`
+(read with `getattr` and a default, so configs saved before they were fields still load):
 
 - `pos_weight` (`float`, defaults to 1.0): BCE weight of the positive class (the paper used 3.54 for VTaC).
 - `class_weights` (`list[float]`, *optional*): cross-entropy weight per class for multi-class AF.
@@ -23,10 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .configuration_qualityfm import QualityFMConfig
+from .configuration_qualityfm import REGRESSION_LOSSES, QualityFMConfig
 from .modeling_qualityfm import QualityFMModel, QualityFMPreTrainedModel
-
-REGRESSION_LOSSES = ("mse", "smooth_l1")
 
 
 class QualityFMTaskHead(QualityFMPreTrainedModel):
