@@ -15,6 +15,17 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def copy_records(names, source: Path, target: Path) -> Path:
+    """Copy WFDB records (`.hea` + `.mat`) named `names` from `source` into `target` (created if needed)."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for suffix in (".hea", ".mat"):
+            shutil.copy(source / f"{name}{suffix}", target / f"{name}{suffix}")
+    return target
+
+
 def tiny_config(**overrides):
     """A config small enough for seconds-long tests on 2 cores (hidden 16, 2 layers, 4 heads)."""
     from qualityfm_hf import QualityFMConfig

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 
-from conftest import FIXTURES
+from conftest import FIXTURES, copy_records
 
 from qualityfm_hf.cli.main import main
 
@@ -13,11 +12,7 @@ RECORDS = ("v100s", "v176s", "v290s")
 
 
 def _records_dir(root):
-    root.mkdir()
-    for name in RECORDS:
-        for suffix in (".hea", ".mat"):
-            shutil.copy(FIXTURES / f"{name}{suffix}", root / f"{name}{suffix}")
-    return root
+    return copy_records(RECORDS, FIXTURES, root)
 
 
 def test_build_pairs_json_summary_and_resume(tmp_path, capsys):

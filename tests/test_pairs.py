@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, copy_records
 
 from qualityfm_hf import pairs as pairs_module
 from qualityfm_hf.io import Recording, read_recording
@@ -35,11 +35,7 @@ E, G, A, P, B = "Excellent", "Good", "Acceptable", "Poor", "Bad"
 
 
 def _records_dir(root):
-    root.mkdir()
-    for name in RECORDS:
-        for suffix in (".hea", ".mat"):
-            shutil.copy(FIXTURES / f"{name}{suffix}", root / f"{name}{suffix}")
-    return root
+    return copy_records(RECORDS, FIXTURES, root)
 
 
 def _tables(directory):

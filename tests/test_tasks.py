@@ -3,14 +3,13 @@ rejects), ABP (targets, drop reasons, UCI .mat layout), record-level splits and 
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO_ROOT
+from conftest import FIXTURES, REPO_ROOT, copy_records
 
 from qualityfm_hf.finetuning import build_task_dataset
 from qualityfm_hf.tasks import abp, af, vt_false_alarm
@@ -24,14 +23,6 @@ def build(task, data_dir, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_task_dataset(task, data_dir, **options)
-
-
-def copy_records(names, source, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        for suffix in (".hea", ".mat"):
-            shutil.copy(source / f"{name}{suffix}", target / f"{name}{suffix}")
-    return target
 
 
 def test_vt_rows_are_the_10_s_before_the_alarm_with_labels_from_csv_and_headers(tmp_path):
