@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from fractions import Fraction
 
 from .errors import QualityFMCLIError
 
@@ -36,17 +35,18 @@ def quality_command_parser(subparsers):
 
 
 def _to_target_rate(signal, rate: float):
-    import numpy as np
-    from scipy.signal import resample_poly
+    """The pair builder's resampler, so `qualityfm quality` scores the same samples as `qualityfm build-pairs`.
 
-    finite = np.isfinite(signal)
-    if finite.any() and not finite.all():  # bridge gaps first: the polyphase filter would smear NaN
-        grid = np.arange(signal.size)
-        signal = np.interp(grid, grid[finite], signal[finite])
-    ratio = Fraction(TARGET_RATE / rate).limit_denominator(1000)
-    if ratio == 1:
-        return signal
-    return resample_poly(signal, ratio.numerator, ratio.denominator)
+    An all-missing channel stays NaN, so scoring treats it as absent rather than flat.
+    """
+    import numpy as np
+
+    from ..segmenting import resample_channel
+
+    values, missing = resample_channel(signal, rate, TARGET_RATE)
+    if missing.all():
+        values[:] = np.nan
+    return values
 
 
 def score_record(path: str, window_seconds: float, num_workers: int | None, ecg_method: str) -> dict:
