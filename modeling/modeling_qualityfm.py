@@ -88,12 +88,8 @@ class QualityFMGroupNorm(nn.GroupNorm):
         """`hidden` (B, C, T); `mask` (B, T) True for real steps."""
         if mask is None:
             return super().forward(hidden)
-        mask = mask[:, None, :].to(hidden.dtype)  # (B, 1, T)
-        count = mask.sum(dim=(1, 2), keepdim=True) * hidden.shape[1]
-        mean = (hidden * mask).sum(dim=(1, 2), keepdim=True) / count
-        var = (((hidden - mean) * mask) ** 2).sum(dim=(1, 2), keepdim=True) / count
-        hidden = (hidden - mean) / torch.sqrt(var + self.eps)
-        return (hidden * self.weight[None, :, None] + self.bias[None, :, None]) * mask
+        # The masked statistics are written once, for the channels-last layout.
+        return self.forward_channels_last(hidden.transpose(1, 2), mask).transpose(1, 2)
 
     def forward_channels_last(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Same numbers as `forward` on `hidden` (B, T, C), the layout the matmul tokenizer produces."""
