@@ -63,16 +63,8 @@ def parse_training_arguments(extra: list[str], output_dir: str):
 
 def load_pairs_dataset(directory: Path):
     """The pairs loader of `qualityfm_hf.pairs` (imported lazily: it pulls in pyarrow/datasets)."""
-    try:
-        from ..pairs import load_pairs
-    except ImportError:
-        try:
-            from ..pairs_dataset import load_pairs
-        except ImportError:
-            raise QualityFMCLIError(
-                "this install has no pairs loader (qualityfm_hf.pairs.load_pairs); update qualityfm-hf, or call "
-                "qualityfm_hf.training.pretrain(dataset, ...) from Python with your own pairs dataset."
-            ) from None
+    from ..pairs import load_pairs
+
     return load_pairs(directory)
 
 
