@@ -186,7 +186,9 @@ def _metric_rows(results: dict) -> list[list]:
 def write_report(output_dir: Path, summary: dict, table: str) -> Path:
     losses = summary["losses"]
     first, last = (losses[0], losses[-1]) if losses else ({}, {})
-    components = ("loss", "distillation_loss", "amplitude_loss", "phase_loss")
+    from .training import LOSS_COMPONENTS
+
+    components = ("loss",) + LOSS_COMPONENTS
     loss_rows = [[name, first.get(name, float("nan")), last.get(name, float("nan"))] for name in components]
     records = summary["finetune"]["pretrained"].get("records_per_split")
     lines = [
