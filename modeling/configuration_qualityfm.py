@@ -24,7 +24,8 @@ PRESETS: dict[str, dict] = {
 }
 
 POOLING_CHOICES = ("mean", "first", "max")
-SPECTRAL_TARGETS = ("magnitude", "power")
+SPECTRAL_TARGETS = ("magnitude", "power", "log_power")
+DISTILLATION_TARGETS = ("tokens", "pooled")
 REGRESSION_LOSSES = ("mse", "smooth_l1")
 
 
@@ -64,11 +65,31 @@ class QualityFMConfig(PreTrainedConfig):
         modality_dropout (`float`, defaults to 0.0): beyond the paper. Probability, per pretraining pair, of
             masking one modality of the student input so the encoder learns to cope with a missing channel.
         teacher_temperature / student_temperature / center_momentum: DINO-style sharpening and centering of the
-            distillation loss (paper notes §3.1: 0.04, 0.1, 0.9).
+            distillation loss (paper notes §3.1: 0.04, 0.1, 0.9). `teacher_temperature` is the value after warm-up.
+        teacher_temperature_start (`float`, *optional*): beyond the paper. When set, the teacher temperature rises
+            linearly from it to `teacher_temperature` over the first `teacher_temperature_warmup_fraction` of the
+            steps (DINO: 0.04 -> 0.07); None keeps `teacher_temperature` throughout (the paper).
+        teacher_temperature_warmup_fraction (`float`, defaults to 0.0): fraction of the optimiser steps of that
+            warm-up.
         teacher_momentum_start / teacher_momentum_end: cosine EMA schedule of the teacher (0.7 -> 1.0, §2).
+        distillation_target (`str`, defaults to "tokens"): what teacher and student match. "tokens" is the paper's
+            per-token cross-entropy on the raw 512-d encoder tokens (§3.1), although token i of one window has no
+            time correspondence with token i of a window minutes away. "pooled" (beyond the paper, DINO's
+            image-level loss) matches the pooled window embedding through a projection head (MLP -> L2-normalised
+            bottleneck -> weight-normalised prototypes) with a per-prototype centre.
+        projection_hidden_size / projection_bottleneck_size / num_prototypes (`int`, defaults to 1024 / 256 / 512):
+            the projection head of the "pooled" target (DINO: 2048 / 256 / 65,536 for ImageNet; fewer prototypes
+            for thousands of windows). The head is used in pretraining only; the encoder's parameters do not change.
+        distillation_loss_weight (`float`, defaults to 1.0): weight of the distillation term.
+        koleo_loss_weight (`float`, defaults to 0.0): beyond the paper. Weight of the KoLeo spread term on the
+            student's pooled embeddings (DINOv2 uses 0.1).
         amplitude_loss_weight / phase_loss_weight: weights of the spectral losses (0.1 each, §3.3).
-        spectral_target (`str`, defaults to "magnitude"): "magnitude" |X| as in the reference code or "power"
-            |X|² as the paper's wording says (§1.4).
+        spectral_target (`str`, defaults to "magnitude"): "magnitude" |X| as in the reference code, "power" |X|² as
+            the paper's wording says (§1.4), or "log_power" (beyond the paper): the log of the smoothed power
+            spectrum of the mean-removed window, which carries a learnable envelope (`loss_qualityfm.log_power_spectrum`).
+        same_window_fraction (`float`, defaults to 0.0): beyond the paper. Fraction of pretraining items whose
+            student sees an independently augmented copy of the teacher's window instead of the worse window of the
+            pair; the collator applies it.
         decision_threshold (`float`, *optional*): classification threshold chosen on validation data by
             fine-tuning; None means 0.5.
         pos_weight (`float`, *optional*): BCE weight of the positive class of binary heads (the VT task is
@@ -105,13 +126,22 @@ class QualityFMConfig(PreTrainedConfig):
     use_absent_channel_embedding: bool = False
     modality_dropout: float | int = 0.0
     teacher_temperature: float = 0.04
+    teacher_temperature_start: float | None = None
+    teacher_temperature_warmup_fraction: float | int = 0.0
     student_temperature: float = 0.1
     center_momentum: float = 0.9
     teacher_momentum_start: float = 0.7
     teacher_momentum_end: float = 1.0
+    distillation_target: str = "tokens"
+    projection_hidden_size: int = 1024
+    projection_bottleneck_size: int = 256
+    num_prototypes: int = 512
+    distillation_loss_weight: float | int = 1.0
+    koleo_loss_weight: float | int = 0.0
     amplitude_loss_weight: float | int = 0.1
     phase_loss_weight: float | int = 0.1
     spectral_target: str = "magnitude"
+    same_window_fraction: float | int = 0.0
     decision_threshold: float | None = None
     pos_weight: float | int | None = None
     class_weights: list[float] | None = None
@@ -163,6 +193,21 @@ class QualityFMConfig(PreTrainedConfig):
         if self.spectral_target not in SPECTRAL_TARGETS:
             problems.append(
                 f"spectral_target is {self.spectral_target!r}, but has to be one of {list(SPECTRAL_TARGETS)}"
+            )
+        if self.distillation_target not in DISTILLATION_TARGETS:
+            problems.append(
+                f"distillation_target is {self.distillation_target!r}, but has to be one of {list(DISTILLATION_TARGETS)}"
+            )
+        if not 0.0 <= self.teacher_temperature_warmup_fraction <= 1.0 or not 0.0 <= self.same_window_fraction <= 1.0:
+            problems.append(
+                "teacher_temperature_warmup_fraction and same_window_fraction must be in [0, 1]; got "
+                f"{self.teacher_temperature_warmup_fraction} and {self.same_window_fraction}"
+            )
+        temperatures = (self.teacher_temperature, self.student_temperature, self.teacher_temperature_start)
+        if any(t is not None and t <= 0 for t in temperatures):
+            problems.append(
+                "teacher_temperature, student_temperature and teacher_temperature_start must be > 0; got "
+                f"{self.teacher_temperature}, {self.student_temperature}, {self.teacher_temperature_start}"
             )
         for name in ("hidden_dropout", "attention_dropout", "activation_dropout", "classifier_dropout",
                      "modality_dropout"):

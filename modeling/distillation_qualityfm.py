@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_qualityfm import QualityFMConfig
-from .loss_qualityfm import center_and_sharpen, distillation_loss, spectral_loss, spectral_targets
+from .loss_qualityfm import center_and_sharpen, distillation_loss, koleo_loss, spectral_loss, spectral_targets
 from .modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
 
 
@@ -32,29 +33,74 @@ def momentum_at(step: int, max_steps: int, start: float = 0.7, end: float = 1.0)
     return end - (end - start) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
+def teacher_temperature_at(step: int, max_steps: int, config: QualityFMConfig) -> float:
+    """τ_t at `step`: linear from `config.teacher_temperature_start` to `config.teacher_temperature` over the first
+    `teacher_temperature_warmup_fraction` of `max_steps` (DINO's warm-up), then constant. Without a start value it is
+    `config.teacher_temperature` throughout (the paper)."""
+    start, end = config.teacher_temperature_start, config.teacher_temperature
+    warmup = config.teacher_temperature_warmup_fraction * max_steps
+    if start is None or warmup <= 0 or step >= warmup:
+        return end
+    return start + (end - start) * max(step, 0) / warmup
+
+
+class QualityFMProjectionHead(nn.Module):
+    """DINO's projection head for the "pooled" distillation target (beyond the paper).
+
+    Pooled embedding (B, d) -> 3-layer MLP (GELU) -> bottleneck -> L2 normalisation -> prototypes whose weight rows
+    are normalised too, so each logit is a cosine between the window and a prototype, bounded in [-1, 1] before the
+    temperature. Bounded logits are why the head helps: the paper's loss on raw, unbounded encoder tokens lets one
+    dimension run away (a teacher entropy of exactly 0 and a flat loss). Used in pretraining only.
+    """
+
+    def __init__(self, config: QualityFMConfig):
+        super().__init__()
+        hidden, bottleneck = config.projection_hidden_size, config.projection_bottleneck_size
+        self.mlp = nn.Sequential(
+            nn.Linear(config.hidden_size, hidden), nn.GELU(),
+            nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, bottleneck),
+        )
+        self.prototypes = nn.Linear(bottleneck, config.num_prototypes, bias=False)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        bottleneck = nn.functional.normalize(self.mlp(pooled), dim=-1)
+        return bottleneck @ nn.functional.normalize(self.prototypes.weight, dim=-1).T  # (B, num_prototypes)
+
+
 @dataclass
 class QualityFMSelfDistillationOutput(ModelOutput):
     """
     Args:
-        loss (`torch.FloatTensor` scalar): L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3).
-        distillation_loss / amplitude_loss / phase_loss (`torch.FloatTensor` scalars): the components, unweighted.
+        loss (`torch.FloatTensor` scalar): λ_distill·L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3) + λ_koleo·L_koleo.
+        distillation_loss / amplitude_loss / phase_loss / koleo_loss (`torch.FloatTensor` scalars): the components,
+            unweighted.
         amplitude / phase (`torch.FloatTensor` of shape `(batch, num_channels, num_fft_bins)`): the student's
             predicted spectra of the teacher-input window.
         student_hidden_state / teacher_hidden_state (`torch.FloatTensor` of shape `(batch, tokens, hidden_size)`):
             U_s and U_t (the latter detached).
         student_channel_mask (`torch.Tensor` of shape `(batch, num_channels)`): the mask the student saw, after
             modality dropout.
+        teacher_probabilities (`torch.FloatTensor`): the centred, sharpened teacher distribution the student
+            matched, `(batch, num_prototypes)` for the "pooled" target or `(batch, tokens, hidden_size)` for
+            "tokens" (detached; the collapse monitors read it).
+        student_pooled / teacher_pooled (`torch.FloatTensor` of shape `(batch, hidden_size)`): pooled encoder outputs
+            (detached).
     """
 
     loss: torch.FloatTensor | None = None
     distillation_loss: torch.FloatTensor | None = None
     amplitude_loss: torch.FloatTensor | None = None
     phase_loss: torch.FloatTensor | None = None
+    koleo_loss: torch.FloatTensor | None = None
     amplitude: torch.FloatTensor | None = None
     phase: torch.FloatTensor | None = None
     student_hidden_state: torch.FloatTensor | None = None
     teacher_hidden_state: torch.FloatTensor | None = None
     student_channel_mask: torch.Tensor | None = None
+    teacher_probabilities: torch.FloatTensor | None = None
+    student_pooled: torch.FloatTensor | None = None
+    teacher_pooled: torch.FloatTensor | None = None
 
 
 class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
@@ -74,8 +120,18 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         self.student = QualityFMForPretraining(config)
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
-        # c of §3.1: per token (the mean runs over the batch only), initialised to 0.
-        self.register_buffer("center", torch.zeros(1, config.segment_tokens, config.hidden_size))
+        if config.distillation_target == "pooled":
+            self.student_head = QualityFMProjectionHead(config)
+            self.teacher_head = copy.deepcopy(self.student_head)
+            self.teacher_head.requires_grad_(False)
+            # One centre entry per prototype (DINO), initialised to 0.
+            self.register_buffer("center", torch.zeros(1, config.num_prototypes))
+        else:
+            self.student_head = self.teacher_head = None
+            # c of §3.1: per token (the mean runs over the batch only), initialised to 0.
+            self.register_buffer("center", torch.zeros(1, config.segment_tokens, config.hidden_size))
+        # τ_t of the current step: `TeacherTemperatureCallback` sets it from the schedule before every step.
+        self.teacher_temperature = config.teacher_temperature
         self.post_init()
         # post_init may (re)initialise each submodule on its own: start the teacher from the student's exact weights.
         with torch.no_grad():
@@ -87,19 +143,28 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         model = super().from_pretrained(*args, **kwargs)
         # Loading materialises fresh Parameters (requires_grad=True): freeze the teacher again, or the optimizer
         # would train it.
-        model.teacher.requires_grad_(False)
+        for module in model.teacher_modules():
+            module.requires_grad_(False)
         return model
+
+    def student_modules(self) -> list[nn.Module]:
+        return [self.student] + ([self.student_head] if self.student_head is not None else [])
+
+    def teacher_modules(self) -> list[nn.Module]:
+        return [self.teacher] + ([self.teacher_head] if self.teacher_head is not None else [])
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.teacher.train(False)
+        for module in self.teacher_modules():
+            module.train(False)
         return self
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
-        """θ_t ← m·θ_t + (1 − m)·θ_s over every parameter (decoder included); buffers are copied (§2)."""
-        teacher_params = list(self.teacher.parameters())
-        student_params = [p.detach() for p in self.student.parameters()]
+        """θ_t ← m·θ_t + (1 − m)·θ_s over every parameter (decoder and projection head included); buffers are copied
+        (§2)."""
+        teacher_params = [p for module in self.teacher_modules() for p in module.parameters()]
+        student_params = [p.detach() for module in self.student_modules() for p in module.parameters()]
         if len(teacher_params) != len(student_params):
             raise ValueError(
                 f"teacher has {len(teacher_params)} parameters and student {len(student_params)}; they must share "
@@ -113,18 +178,22 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
 
     @torch.no_grad()
     def update_center(self, teacher_out: torch.Tensor, token_mask: torch.Tensor | None = None) -> None:
-        """c ← m·c + (1 − m)·mean over the batch of U_t (§3.1), all-reduced across ranks when distributed.
+        """c ← m·c + (1 − m)·mean over the batch of the teacher output (§3.1), all-reduced across ranks when distributed.
 
         Args:
-            teacher_out (`torch.Tensor` of shape `(batch, tokens, hidden)`): teacher encoder output.
+            teacher_out (`torch.Tensor` of shape `(batch, tokens, hidden)` or `(batch, num_prototypes)`): teacher
+                encoder output U_t ("tokens" target) or teacher head logits ("pooled" target).
             token_mask (`torch.Tensor` of shape `(batch, tokens)`, *optional*): real tokens; a token no sample
                 covers keeps its centre.
         """
-        if token_mask is None:
-            token_mask = torch.ones(teacher_out.shape[:2], dtype=torch.bool, device=teacher_out.device)
-        mask = token_mask.to(torch.float32)[:, :, None]
-        total = (teacher_out.float() * mask).sum(0, keepdim=True)  # (1, tokens, hidden)
-        count = mask.sum(0, keepdim=True)  # (1, tokens, 1)
+        if teacher_out.dim() == 2:
+            mask = torch.ones(teacher_out.shape[0], 1, device=teacher_out.device)
+        else:
+            if token_mask is None:
+                token_mask = torch.ones(teacher_out.shape[:2], dtype=torch.bool, device=teacher_out.device)
+            mask = token_mask.to(torch.float32)[:, :, None]
+        total = (teacher_out.float() * mask).sum(0, keepdim=True)  # (1, tokens, hidden) or (1, K)
+        count = mask.sum(0, keepdim=True)  # (1, tokens, 1) or (1, 1)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # Without this each rank's centre drifts with its own batches and the ranks' losses disagree.
             torch.distributed.all_reduce(total)
@@ -192,18 +261,26 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             )
         student = self.student(student_input_values, student_attention_mask, student_channel_mask, return_dict=True)
 
-        losses = (None, None, None, None)
+        losses = (None, None, None, None, None)
+        teacher_probs = None
         if return_loss:
             if teacher.last_hidden_state.shape != student.last_hidden_state.shape:
                 raise ValueError(
                     f"teacher and student windows must give the same tokens; got "
                     f"{tuple(teacher.last_hidden_state.shape)} and {tuple(student.last_hidden_state.shape)}."
                 )
-            teacher_probs = center_and_sharpen(teacher.last_hidden_state, self.center, self.config.teacher_temperature)
-            token_mask = teacher.token_mask & student.token_mask
-            distill = distillation_loss(
-                student.last_hidden_state, teacher_probs, self.config.student_temperature, token_mask
-            )
+            if self.student_head is not None:
+                # Window level: the two windows of a pair lie minutes apart, so only their pooled embeddings
+                # correspond; token i of one has no time correspondence with token i of the other.
+                with torch.no_grad():
+                    teacher_out = self.teacher_head(teacher.pooler_output)
+                student_out, token_mask = self.student_head(student.pooler_output), None
+            else:
+                teacher_out, student_out = teacher.last_hidden_state, student.last_hidden_state
+                token_mask = teacher.token_mask & student.token_mask
+            teacher_probs = center_and_sharpen(teacher_out, self.center, self.teacher_temperature)
+            distill = distillation_loss(student_out, teacher_probs, self.config.student_temperature, token_mask)
+            koleo = koleo_loss(student.pooler_output) if self.config.koleo_loss_weight else distill.new_zeros(())
             with torch.no_grad():
                 target_signal = teacher_input_values
                 if teacher_attention_mask is not None:
@@ -215,26 +292,32 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 )
             amplitude_loss = spectral_loss(student.amplitude, amplitude_target, teacher_channel_mask)
             phase_loss = spectral_loss(student.phase, phase_target, teacher_channel_mask)
+            # Every term stays in the graph even at weight 0, so DDP finds a gradient for every parameter.
             loss = (
-                distill
+                self.config.distillation_loss_weight * distill
                 + self.config.amplitude_loss_weight * amplitude_loss
                 + self.config.phase_loss_weight * phase_loss
+                + self.config.koleo_loss_weight * koleo
             )
-            losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach())
+            losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach(), koleo.detach())
             if self.training:
                 # After the loss, as the reference's EMALoss: this step's targets used the previous centre.
-                self.update_center(teacher.last_hidden_state, teacher.token_mask)
+                self.update_center(teacher_out, teacher.token_mask)
 
         output = QualityFMSelfDistillationOutput(
             loss=losses[0],
             distillation_loss=losses[1],
             amplitude_loss=losses[2],
             phase_loss=losses[3],
+            koleo_loss=losses[4],
             amplitude=student.amplitude,
             phase=student.phase,
             student_hidden_state=student.last_hidden_state,
             teacher_hidden_state=teacher.last_hidden_state,
             student_channel_mask=student_channel_mask,
+            teacher_probabilities=teacher_probs,
+            student_pooled=student.pooler_output.detach(),
+            teacher_pooled=teacher.pooler_output,
         )
         return output if return_dict else output.to_tuple()
 
@@ -254,4 +337,10 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         return encoder.eval()
 
 
-__all__ = ["QualityFMForSelfDistillation", "QualityFMSelfDistillationOutput", "momentum_at"]
+__all__ = [
+    "QualityFMForSelfDistillation",
+    "QualityFMProjectionHead",
+    "QualityFMSelfDistillationOutput",
+    "momentum_at",
+    "teacher_temperature_at",
+]

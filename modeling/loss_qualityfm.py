@@ -11,7 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SPECTRAL_TARGETS = ("magnitude", "power")
+SPECTRAL_TARGETS = ("magnitude", "power", "log_power")
+# Bins averaged by the "log_power" target: 9 bins of 1/30 Hz = 0.3 Hz, narrower than the heart-rate peak but wide
+# enough that the log of one bin's power (exponential noise, sd ~5.6 dB) becomes a learnable envelope.
+LOG_POWER_SMOOTHING_BINS = 9
 
 
 def zscore(values: torch.Tensor, dim: int = -1, eps: float = 1e-6) -> torch.Tensor:
@@ -34,7 +37,8 @@ def spectral_targets(
         signal (`torch.Tensor` of shape `(batch, channels, time)`): the waveforms, e.g. 9,000 samples at 300 Hz.
         num_bins (`int`, defaults to 512): the first FFT bins kept. At 9,000 samples and 300 Hz the bin spacing is
             1/30 Hz, so 512 bins cover 0–17 Hz, where the PPG and ECG energy lies.
-        target (`str`, defaults to "magnitude"): "magnitude" |X| (reference code) or "power" |X|² (paper wording).
+        target (`str`, defaults to "magnitude"): "magnitude" |X| (reference code), "power" |X|² (paper wording) or
+            "log_power" (`log_power_spectrum`, beyond the paper: the amplitude target that can be learned).
         eps (`float`, defaults to 1e-6): added to the standard deviation, so a zero channel gives zeros, not NaN.
 
     Returns:
@@ -49,12 +53,54 @@ def spectral_targets(
             f"num_bins ({num_bins}) exceeds the {available} non-negative FFT bins of a {signal.shape[-1]}-sample "
             "signal; pass a longer window or fewer bins."
         )
-    # rfft's first bins equal fft's: the reference takes fft(x)[:512].
-    spectrum = torch.fft.rfft(signal.float(), dim=-1)[..., :num_bins]
+    if target == "log_power":
+        return log_power_spectrum(signal, num_bins, eps=eps), zscore(torch.angle(_spectrum(signal, num_bins)), eps=eps)
+    spectrum = _spectrum(signal, num_bins)
     amplitude = spectrum.abs()
     if target == "power":
         amplitude = amplitude**2
     return zscore(amplitude, eps=eps), zscore(torch.angle(spectrum), eps=eps)
+
+
+def _spectrum(signal: torch.Tensor, num_bins: int) -> torch.Tensor:
+    # rfft's first bins equal fft's: the reference takes fft(x)[:512].
+    return torch.fft.rfft(signal.float(), dim=-1)[..., :num_bins]
+
+
+def log_power_spectrum(
+    signal: torch.Tensor, num_bins: int = 512, smoothing_bins: int = LOG_POWER_SMOOTHING_BINS, eps: float = 1e-6
+) -> torch.Tensor:
+    r"""
+    A spectral target that can be learned (beyond the paper): log of the locally averaged power of the mean-removed
+    window, z-scored along frequency per sample and channel.
+
+    Why not the paper's z-scored |FFT|: without mean removal the DC bin dominates the z-scoring (every other bin
+    sits near the same negative value), and a single bin's magnitude is exponential noise around the spectral
+    envelope, so predicting all zeros already scores as well as a trained decoder. Removing the mean, averaging
+    `smoothing_bins` neighbouring bins and taking the log leaves the envelope: heart-rate peak and harmonics,
+    respiratory modulation, noise floor and artefact energy.
+
+    Args:
+        signal (`torch.Tensor` of shape `(batch, channels, time)`)
+        num_bins (`int`, defaults to 512): first bins kept (0–17 Hz at 300 Hz and 9,000 samples).
+        smoothing_bins (`int`, defaults to 9): odd width of the moving average over bins.
+        eps (`float`): floor of the power relative to the window's mean power, so a zero channel stays finite.
+
+    Returns:
+        `torch.FloatTensor` of shape `(batch, channels, num_bins)`.
+    """
+    if smoothing_bins < 1 or smoothing_bins % 2 == 0:
+        raise ValueError(f"smoothing_bins must be a positive odd number; got {smoothing_bins}.")
+    signal = signal.float()
+    signal = signal - signal.mean(dim=-1, keepdim=True)
+    power = torch.fft.rfft(signal, dim=-1).abs() ** 2  # (B, C, T // 2 + 1)
+    batch, channels, bins = power.shape
+    half = smoothing_bins // 2
+    # Average over neighbours with reflected edges, so bin 0 (now ~0 after mean removal) does not pull its neighbours.
+    padded = F.pad(power.reshape(batch * channels, 1, bins), (half, half), mode="reflect")
+    smooth = F.avg_pool1d(padded, smoothing_bins, stride=1).reshape(batch, channels, bins)[..., :num_bins]
+    floor = eps * smooth.mean(dim=-1, keepdim=True) + torch.finfo(torch.float32).tiny
+    return zscore(torch.log(smooth + floor), eps=eps)
 
 
 def center_and_sharpen(teacher_out: torch.Tensor, center: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -126,4 +172,35 @@ def spectral_loss(pred: torch.Tensor, target: torch.Tensor, channel_mask: torch.
     return (per_element * weight).sum() / weight.sum().clamp(min=1.0)
 
 
-__all__ = ["center_and_sharpen", "distillation_loss", "spectral_loss", "spectral_targets", "zscore"]
+def koleo_loss(embeddings: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    r"""
+    KoLeo spread term (DINOv2): −mean_i log(min_{j≠i} ‖z_i − z_j‖) over the L2-normalised rows of a batch.
+
+    It is large when two windows map to nearly the same direction, so minimising it spreads the batch over the
+    sphere (a Kozachenko–Leonenko entropy estimate); it counters the dimensional collapse a pooled target invites.
+
+    Args:
+        embeddings (`torch.Tensor` of shape `(batch, dim)`): e.g. the student's pooled encoder output.
+
+    Returns:
+        `torch.FloatTensor` scalar; 0 for a batch of one.
+    """
+    if embeddings.shape[0] < 2:
+        return embeddings.new_zeros((), dtype=torch.float32)
+    z = F.normalize(embeddings.float(), dim=-1, eps=eps)
+    similarity = z @ z.T
+    similarity.fill_diagonal_(-2.0)  # never one's own nearest neighbour
+    nearest = similarity.argmax(dim=1)
+    distance = (z - z[nearest]).norm(dim=-1)
+    return -torch.log(distance + eps).mean()
+
+
+__all__ = [
+    "center_and_sharpen",
+    "distillation_loss",
+    "koleo_loss",
+    "log_power_spectrum",
+    "spectral_loss",
+    "spectral_targets",
+    "zscore",
+]

@@ -10,6 +10,7 @@ from .modeling.modeling_qualityfm import (
     QualityFMModel,
     QualityFMPreTrainedModel,
 )
+from .pretrained import pretrained_path
 from .registration import register
 
 register()
@@ -24,5 +25,6 @@ __all__ = [
     "QualityFMModel",
     "QualityFMPreTrainedModel",
     "QualityFMWarning",
+    "pretrained_path",
     "register",
 ]

@@ -20,6 +20,7 @@ import numpy as np
 from .io import find_channel, read_recording
 from .modeling import heads_qualityfm
 from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+from .pretrained import resolve_model
 from .tasks import abp, af, vt_false_alarm
 from .tasks.common import dataset_metadata
 
@@ -72,12 +73,14 @@ def checkpoint_task(model_dir: str | Path) -> str | None:
 
 
 def load_model(task: str, model: str, **config_overrides):
-    """A task head from a preset name (random init), a saved checkpoint directory or a Hub repo id.
+    """A task head from a preset name (random init), `pretrained-base` (the shipped encoder), a saved checkpoint
+    directory or a Hub repo id.
 
     A backbone checkpoint (`QualityFMModel`, `QualityFMForPretraining`) loads its encoder into the head and initialises
     the head; a fine-tuned checkpoint of the same task loads whole. A checkpoint of another task raises.
     """
     cls = head_class(task)
+    model = resolve_model(model)
     if model in PRESETS:
         return cls(QualityFMConfig.from_preset(model, **config_overrides))
     config = QualityFMConfig.from_pretrained(model)
@@ -98,6 +101,7 @@ def load_feature_extractor(model: str):
     """The checkpoint's saved feature extractor, or the pretraining default for presets and bare backbones."""
     from .feature_extraction_qualityfm import QualityFMFeatureExtractor
 
+    model = resolve_model(model)
     if model not in PRESETS and (Path(model) / "preprocessor_config.json").is_file():
         return QualityFMFeatureExtractor.from_pretrained(model)
     return QualityFMFeatureExtractor()

@@ -1,13 +1,23 @@
 """Self-distillation pretraining with the transformers Trainer (paper notes §2–§4.2).
 
 `pretrain(pairs, config, args)` trains a `QualityFMForSelfDistillation` on quality-divergent pairs, saves it (student,
-teacher and centre, so `--resume_from_checkpoint` continues exactly), plots the loss components and exports the
-teacher encoder to `<output_dir>/encoder`, the checkpoint fine-tuning starts from.
+teacher and centre, so `--resume_from_checkpoint` continues exactly), plots the loss components and the collapse
+monitors, and exports the teacher encoder to `<output_dir>/encoder`, the checkpoint fine-tuning starts from.
 
-The recipe is the reference code's (§4.2): Adam (coupled L2, not AdamW) with weights in one group and biases/1-D
-parameters in another; lr = 1e-4 × total batch / 256, cosine to 1e-6, no warm-up; weight decay 0.04 -> 0.4 (cosine,
-first group); teacher EMA 0.7 -> 1.0 (cosine); no gradient clipping. Everything per step is a function of
-`state.global_step`, so nothing but the Trainer's own checkpoint is needed to resume.
+Two recipes (`RECIPES`):
+
+- "paper", the reference code's (§4.2): per-token distillation on the raw encoder tokens, z-scored |FFT| and phase
+  targets, Adam (coupled L2) with weights in one group and biases/1-D parameters in another; lr = 1e-4 × total
+  batch / 256, cosine to 1e-6, no warm-up; weight decay 0.04 -> 0.4 (cosine, first group); teacher EMA 0.7 -> 1.0;
+  no gradient clipping. It collapses at the data sizes we have (benchmarks/PRETRAINING.md).
+- "default", the recipe that learns: window-level distillation through a DINO projection head with a
+  per-prototype centre, teacher temperature warm-up 0.04 -> 0.07, teacher EMA 0.996 -> 1, the log-power spectrum
+  of the better window as the reconstruction target (phase off), a KoLeo spread term, half the items as
+  same-window augmented views, AdamW at 3e-4 with a 10 % linear warm-up and gradient clipping at 3. Every
+  departure is a `QualityFMConfig` field or a TrainingArguments value, so a run's config.json says what it did.
+
+Everything per step is a function of `state.global_step`, so nothing but the Trainer's own checkpoint is needed to
+resume.
 """
 
 from __future__ import annotations
@@ -16,20 +26,25 @@ import copy
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, enable_full_determinism, set_seed
+from transformers.utils import logging
 
 from .modeling.configuration_qualityfm import QualityFMConfig
-from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at
+from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
+from .monitors import MONITORS, collapse_monitors, collapse_warnings
+
+logger = logging.get_logger(__name__)
 
 BASE_LEARNING_RATE = 1e-4  # per 256 pairs: lr = BASE_LEARNING_RATE × total_batch / 256 (2e-4 at the paper's 512)
 REFERENCE_BATCH_SIZE = 256
 MIN_LEARNING_RATE = 1e-6
 WEIGHT_DECAY_START, WEIGHT_DECAY_END = 0.04, 0.4
-LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss")
+LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss")
 PAIR_KEYS = ("teacher_input_values", "student_input_values")
 MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
 
@@ -60,6 +75,59 @@ DEFAULT_TRAINING_ARGS = dict(
 )
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A named pretraining recipe.
+
+    Args:
+        config: `QualityFMConfig` overrides applied on top of a preset.
+        training_args: TrainingArguments values on top of `DEFAULT_TRAINING_ARGS` (the CLI's defaults; options given
+            on the command line win).
+        base_learning_rate: lr per 256 pairs, scaled by the total batch; None uses `learning_rate` as is.
+        decoupled_weight_decay: AdamW (True) or the reference's Adam with coupled L2 (False).
+    """
+
+    config: dict = field(default_factory=dict)
+    training_args: dict = field(default_factory=dict)
+    base_learning_rate: float | None = BASE_LEARNING_RATE
+    decoupled_weight_decay: bool = False
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(),
+    "default": Recipe(
+        config=dict(
+            distillation_target="pooled",  # window level, through the projection head: no token correspondence
+            teacher_temperature=0.07,
+            teacher_temperature_start=0.04,
+            teacher_temperature_warmup_fraction=0.3,
+            teacher_momentum_start=0.996,  # DINO; the paper's 0.7 makes the teacher nearly a copy of the student
+            spectral_target="log_power",
+            amplitude_loss_weight=1.0,
+            phase_loss_weight=0.0,  # the phase of a window minutes away is not predictable
+            koleo_loss_weight=0.1,
+            same_window_fraction=0.5,
+        ),
+        training_args=dict(
+            per_device_train_batch_size=32,
+            learning_rate=3e-4,
+            warmup_steps=0.1,  # a fraction of the steps (transformers 5 merged warmup_ratio into warmup_steps)
+            max_grad_norm=3.0,
+        ),
+        base_learning_rate=None,  # batch scaling gives 3e-6 at batch 8: far too small to move the student
+        decoupled_weight_decay=True,
+    ),
+}
+DEFAULT_RECIPE = "default"
+FROM_RECIPE = "recipe"
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"recipe is {name!r}, but has to be one of {list(RECIPES)}.")
+    return RECIPES[name]
+
+
 def scaled_learning_rate(base_learning_rate: float, total_batch_size: int) -> float:
     """The linear scaling rule of the reference code: base × total_batch / 256 (total over devices and GA steps)."""
     return base_learning_rate * total_batch_size / REFERENCE_BATCH_SIZE
@@ -85,14 +153,20 @@ class PairCollator:
     drift. This way a pair gets the same augmentation in the same epoch whatever the workers, ranks or resumption.
     The epoch comes from `set_epoch`, which `QualityFMDistillationTrainer` calls at each epoch start.
 
+    With `same_window_fraction` > 0 (beyond the paper), that fraction of items, drawn from the same seeded generator,
+    gives the student the teacher's window (and channel mask) instead of the worse one; the two views then differ only
+    by their independent augmentations, as in DINO.
+
     Args:
         augment (`bool`, defaults to True): False only stacks (evaluation).
         seed (`int`, defaults to 0)
+        same_window_fraction (`float`, defaults to 0.0): see above; `pretrain` passes `config.same_window_fraction`.
     """
 
-    def __init__(self, augment: bool = True, seed: int = 0):
+    def __init__(self, augment: bool = True, seed: int = 0, same_window_fraction: float = 0.0):
         self.augment = augment
         self.seed = int(seed)
+        self.same_window_fraction = float(same_window_fraction)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -111,13 +185,18 @@ class PairCollator:
                     f"and has {sorted(feature)}. Load pairs with qualityfm_hf.pairs.load_pairs."
                 )
             windows = [np.asarray(_to_numpy(feature[key]), dtype=np.float32) for key in PAIR_KEYS]
+            mask_values = {key: np.asarray(_to_numpy(feature[key]), dtype=np.float32) for key in masks}
+            rng = np.random.default_rng([self.seed, self.epoch, _fingerprint(windows)])
+            if self.same_window_fraction > 0 and rng.random() < self.same_window_fraction:
+                windows[1] = windows[0]
+                if masks:
+                    mask_values[MASK_KEYS[1]] = mask_values[MASK_KEYS[0]]
             if self.augment:
-                rng = np.random.default_rng([self.seed, self.epoch, _fingerprint(windows)])
                 windows = [augment_window(window, rng) for window in windows]
             for key, window in zip(PAIR_KEYS, windows):
                 batch[key].append(window)
             for key in masks:
-                batch.setdefault(key, []).append(np.asarray(_to_numpy(feature[key]), dtype=np.float32))
+                batch.setdefault(key, []).append(mask_values[key])
         return {key: torch.from_numpy(np.stack(values)) for key, values in batch.items()}
 
 
@@ -184,6 +263,13 @@ class TeacherEMACallback(TrainerCallback):
         )
 
 
+class TeacherTemperatureCallback(TrainerCallback):
+    """Before each optimiser step, set the model's τ_t from `teacher_temperature_at(step, max_steps, config)`."""
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        model.teacher_temperature = teacher_temperature_at(state.global_step, state.max_steps, model.config)
+
+
 class WeightDecayScheduleCallback(TrainerCallback):
     """Before each optimiser step, set the first parameter group's weight decay to `weight_decay_at(step)`."""
 
@@ -216,6 +302,10 @@ class QualityFMDistillationTrainer(Trainer):
         base_learning_rate (`float`, *optional*): if given, lr = base × total batch / 256 (`scaled_learning_rate`)
             and `args.learning_rate` is ignored; if None, `args.learning_rate` is used as is.
         weight_decay_start / weight_decay_end (`float`): the cosine weight-decay schedule (0.04 -> 0.4).
+        decoupled_weight_decay (`bool`, defaults to False): AdamW instead of the reference's Adam with coupled L2.
+
+    Besides the loss and its components, each training log holds the means of the collapse monitors
+    (`qualityfm_hf.monitors.MONITORS`) over the logged steps, and a warning goes to the log when they show collapse.
     """
 
     # The model returns a per-batch mean: the Trainer must divide it by the gradient-accumulation steps.
@@ -227,16 +317,20 @@ class QualityFMDistillationTrainer(Trainer):
         base_learning_rate: float | None = None,
         weight_decay_start: float = WEIGHT_DECAY_START,
         weight_decay_end: float = WEIGHT_DECAY_END,
+        decoupled_weight_decay: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.base_learning_rate = base_learning_rate
         self.weight_decay_start = weight_decay_start
+        self.decoupled_weight_decay = decoupled_weight_decay
         self._component_sums: torch.Tensor | None = None
         self._component_count = 0
         present = {type(callback) for callback in self.callback_handler.callbacks}
         if TeacherEMACallback not in present:
             self.add_callback(TeacherEMACallback())
+        if TeacherTemperatureCallback not in present:
+            self.add_callback(TeacherTemperatureCallback())
         if WeightDecayScheduleCallback not in present:
             self.add_callback(WeightDecayScheduleCallback(weight_decay_start, weight_decay_end))
         if hasattr(self.data_collator, "set_epoch") and CollatorEpochCallback not in present:
@@ -250,7 +344,8 @@ class QualityFMDistillationTrainer(Trainer):
         return scaled_learning_rate(self.base_learning_rate, total)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        """torch Adam (coupled L2 as the reference), foreach; group 0 = weights (scheduled decay), 1 = biases/1-D."""
+        """torch Adam (coupled L2 as the reference) or AdamW, foreach; group 0 = weights (scheduled decay), 1 =
+        biases/1-D."""
         if self.optimizer is None:
             opt_model = self.model if model is None else model
             decay, no_decay = [], []
@@ -258,7 +353,8 @@ class QualityFMDistillationTrainer(Trainer):
                 if not parameter.requires_grad:
                     continue  # the teacher
                 (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
-            self.optimizer = torch.optim.Adam(
+            optimizer_class = torch.optim.AdamW if self.decoupled_weight_decay else torch.optim.Adam
+            self.optimizer = optimizer_class(
                 [
                     {"params": decay, "weight_decay": self.weight_decay_start},
                     {"params": no_decay, "weight_decay": 0.0},
@@ -273,7 +369,10 @@ class QualityFMDistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         if model.training:
-            components = torch.stack([outputs[name].detach().float() for name in LOSS_COMPONENTS])
+            monitors = collapse_monitors(outputs["teacher_probabilities"], outputs["student_pooled"],
+                                         outputs["teacher_pooled"])
+            components = torch.stack([outputs[name].detach().float() for name in LOSS_COMPONENTS]
+                                     + [torch.tensor(monitors[name], device=outputs["loss"].device) for name in MONITORS])
             self._component_sums = components if self._component_sums is None else self._component_sums + components
             self._component_count += 1
         loss = outputs["loss"]
@@ -285,23 +384,32 @@ class QualityFMDistillationTrainer(Trainer):
         if "loss" in logs and self._component_count:
             means = (self._component_sums / self._component_count)[None]
             if self.args.world_size > 1:
-                means = self.accelerator.gather(means)  # (world_size, 3)
-            for name, value in zip(LOSS_COMPONENTS, means.mean(0).tolist()):
+                means = self.accelerator.gather(means)  # (world_size, components + monitors)
+            for name, value in zip(LOSS_COMPONENTS + MONITORS, means.mean(0).tolist()):
                 logs[name] = round(value, 6)
             self._component_sums, self._component_count = None, 0
+            config = self.accelerator.unwrap_model(self.model).config
+            prototypes = config.num_prototypes if config.distillation_target == "pooled" else config.hidden_size
+            for problem in collapse_warnings(logs, prototypes):
+                logger.warning(f"collapse at step {self.state.global_step}: {problem}.")
         super().log(logs, start_time)
 
 
-def default_training_arguments(output_dir: str | Path, **overrides) -> TrainingArguments:
-    """TrainingArguments with the paper's schedule and settings that work for pair data on CPU or GPU.
+def recipe_training_defaults(output_dir: str | Path, recipe: str = DEFAULT_RECIPE) -> dict:
+    """`DEFAULT_TRAINING_ARGS` with the recipe's values on top: the defaults of `qualityfm pretrain --recipe R`."""
+    return dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), **get_recipe(recipe).training_args, output_dir=str(output_dir),
+                dataloader_pin_memory=torch.cuda.is_available())
 
-    `learning_rate` is only used when `pretrain(..., base_learning_rate=None)`; by default the lr is
-    1e-4 × total batch / 256. Paper values that differ from transformers' defaults: cosine to 1e-6 without warm-up, no
-    gradient clipping, drop the last partial batch. The paper trains with batch 512 on GPUs; 8 per device suits a CPU.
+
+def default_training_arguments(output_dir: str | Path, recipe: str = DEFAULT_RECIPE, **overrides) -> TrainingArguments:
+    """TrainingArguments of a recipe (`RECIPES`), with settings that work for pair data on CPU or GPU.
+
+    For the "paper" recipe `learning_rate` is only used when `pretrain(..., base_learning_rate=None)`; by default its
+    lr is 1e-4 × total batch / 256, cosine to 1e-6 without warm-up, no gradient clipping, batch 8 per device (the
+    paper trains with batch 512 on GPUs). The "default" recipe uses batch 32, lr 3e-4 with a 10 % warm-up and
+    clipping at 3. Both drop the last partial batch.
     """
-    values = dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), output_dir=str(output_dir), dataloader_pin_memory=torch.cuda.is_available())
-    values.update(overrides)
-    return TrainingArguments(**values)
+    return TrainingArguments(**{**recipe_training_defaults(output_dir, recipe), **overrides})
 
 
 def pretrain(
@@ -311,7 +419,8 @@ def pretrain(
     *,
     model: QualityFMForSelfDistillation | None = None,
     eval_dataset=None,
-    base_learning_rate: float | None = BASE_LEARNING_RATE,
+    recipe: str = DEFAULT_RECIPE,
+    base_learning_rate: float | None | str = FROM_RECIPE,
     augment: bool = True,
     resume_from_checkpoint: str | bool | None = None,
     callbacks: list[TrainerCallback] | None = None,
@@ -322,26 +431,33 @@ def pretrain(
     Args:
         pairs_dataset: a torch or `datasets` dataset of pairs: `teacher_input_values` and `student_input_values`
             `(2, 9000)` float32, optional `teacher_channel_mask` / `student_channel_mask` `(2,)`.
-        config (`QualityFMConfig` or `str`): a config or a preset name ("base", "large", "huge").
-        training_args (`TrainingArguments`, *optional*): defaults to `default_training_arguments("qualityfm-pretrain")`.
+        config (`QualityFMConfig` or `str`): a config, used as is, or a preset name ("base", "large", "huge"), to
+            which the recipe's config overrides are applied.
+        training_args (`TrainingArguments`, *optional*): defaults to the recipe's
+            `default_training_arguments("qualityfm-pretrain", recipe)`.
         model (`QualityFMForSelfDistillation`, *optional*): start from it instead of a fresh model.
-        base_learning_rate (`float`, *optional*, defaults to 1e-4): scaled by total batch / 256; None uses
-            `training_args.learning_rate` unscaled.
+        recipe (`str`, defaults to "default"): a key of `RECIPES`; it also picks the optimiser (Adam or AdamW).
+        base_learning_rate (`float`, *optional*): scaled by total batch / 256; None uses `training_args.learning_rate`
+            unscaled; by default the recipe decides (paper: 1e-4 scaled; default: unscaled).
         resume_from_checkpoint: passed to `Trainer.train`.
         export (`bool`, defaults to True): on the main process, write `<output_dir>/encoder` (the teacher encoder plus
             the feature extractor, loadable with `AutoModel.from_pretrained` after `import qualityfm_hf`) and
             `<output_dir>/loss_curves.png`.
     """
-    training_args = training_args or default_training_arguments("qualityfm-pretrain")
+    chosen = get_recipe(recipe)
+    training_args = training_args or default_training_arguments("qualityfm-pretrain", recipe)
+    if base_learning_rate == FROM_RECIPE:
+        base_learning_rate = chosen.base_learning_rate
     if isinstance(config, str):
-        config = QualityFMConfig.from_preset(config)
+        config = QualityFMConfig.from_preset(config, **chosen.config)
     if model is None:
         # The Trainer seeds only after the model exists: seed first so two runs start from the same weights.
         enable_full_determinism(training_args.seed) if training_args.full_determinism else set_seed(training_args.seed)
         model = QualityFMForSelfDistillation(config)
     if hasattr(pairs_dataset, "__getitem__") and hasattr(pairs_dataset, "__len__") and len(pairs_dataset):
         check_pair_item(pairs_dataset[0], model.config)  # fail before the Trainer spends time setting up
-    collator = PairCollator(augment=augment, seed=training_args.data_seed or training_args.seed)
+    collator = PairCollator(augment=augment, seed=training_args.data_seed or training_args.seed,
+                            same_window_fraction=model.config.same_window_fraction)
     trainer = QualityFMDistillationTrainer(
         model=model,
         args=training_args,
@@ -350,6 +466,7 @@ def pretrain(
         data_collator=collator,
         callbacks=callbacks,
         base_learning_rate=base_learning_rate,
+        decoupled_weight_decay=chosen.decoupled_weight_decay,
     )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     trainer.save_model()  # student + teacher + centre, on every rank (FSDP gathers), written where should_save
@@ -377,7 +494,11 @@ def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path) -
 
 
 def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:
-    """Plot the total loss and each component against the optimiser step to a PNG (Agg; no pyplot state)."""
+    """Plot the loss, its components and the collapse monitors against the optimiser step to a PNG (Agg).
+
+    A panel whose positive values span more than a factor of 20 uses a log scale, so a teacher entropy sliding towards
+    0 stays visible instead of flattening into the axis.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -387,22 +508,38 @@ def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:
             f"log_history has no training-loss entries ({len(log_history)} entries in all); set logging_steps to "
             "at most max_steps so the Trainer logs the loss."
         )
-    names = ("loss",) + LOSS_COMPONENTS
-    figure = Figure(figsize=(10, 6.5), layout="constrained")
+    panels = [("loss", ("loss",))] + [(name, (name,)) for name in LOSS_COMPONENTS] + [
+        ("teacher entropy (nats)", ("teacher_entropy", "teacher_batch_entropy")),
+        ("distinct argmax prototypes", ("distinct_prototypes",)),
+        ("effective rank of pooled embeddings", ("student_rank", "teacher_rank")),
+        ("mean pairwise cosine", ("student_cosine", "teacher_cosine")),
+    ]
+    panels = [(title, names) for title, names in panels if any(name in entries[0] for name in names)]
+    columns = 3
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(13, 3.2 * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(2, 2).ravel()
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
     evals = [entry for entry in log_history if "eval_loss" in entry]
-    for axis, name in zip(axes, names):
-        points = [(entry["step"], entry[name]) for entry in entries if name in entry]
-        if points:
-            axis.plot(*zip(*points), marker="o", markersize=2, label=f"train {name}")
-        if name == "loss" and evals:
+    for axis, (title, names) in zip(axes, panels):
+        values = []
+        for name in names:
+            points = [(entry["step"], entry[name]) for entry in entries if name in entry]
+            if points:
+                axis.plot(*zip(*points), marker="o", markersize=2, label=name.replace("_", " "))
+                values += [value for _, value in points]
+        if title == "loss" and evals:
             axis.plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], marker="s", label="eval loss")
-        axis.set_title(name.replace("_", " "))
+        positive = [value for value in values if value > 0]
+        if positive and len(positive) == len(values) and max(positive) > 20 * min(positive):
+            axis.set_yscale("log")
+        axis.set_title(title.replace("_", " "))
         axis.set_xlabel("optimiser step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle("QualityFM self-distillation: loss = distillation + λ_amp·amplitude + λ_pha·phase")
+    for axis in axes[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle("QualityFM self-distillation: losses and collapse monitors")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
@@ -415,10 +552,15 @@ __all__ = [
     "CollatorEpochCallback",
     "PairCollator",
     "QualityFMDistillationTrainer",
+    "RECIPES",
+    "Recipe",
+    "TeacherTemperatureCallback",
     "TeacherEMACallback",
     "WeightDecayScheduleCallback",
     "augment_window",
     "default_training_arguments",
+    "get_recipe",
+    "recipe_training_defaults",
     "export_encoder",
     "plot_loss_curves",
     "pretrain",

@@ -19,8 +19,11 @@ EXAMPLES = """examples:
   qualityfm pretrain --pairs pairs/ --output runs/base --resume_from_checkpoint runs/base/checkpoint-500
   torchrun --nproc_per_node 4 -m qualityfm_hf.cli.main pretrain --pairs pairs/ --output runs/base --bf16
 
-The learning rate is --base_learning_rate × total batch / 256 (1e-4 -> 2e-4 at the paper's batch 512); an explicit
---learning_rate is used as is. Writes OUTPUT/checkpoint-*, OUTPUT/model.safetensors (student, teacher and centre),
+--recipe default (the default) is the recipe that learns: window-level distillation through a projection head,
+log-power spectral target, AdamW at 3e-4 with warm-up and clipping, batch 32. --recipe paper is the reference code's:
+its learning rate is --base_learning_rate × total batch / 256 (1e-4 -> 2e-4 at the paper's batch 512). An explicit
+--learning_rate is used as is under both. The log holds the collapse monitors (teacher entropy, distinct prototypes,
+effective rank, pairwise cosine) and warns when they show collapse. Writes OUTPUT/checkpoint-*, OUTPUT/model.safetensors (student, teacher and centre),
 OUTPUT/loss_curves.png and OUTPUT/encoder (the teacher encoder: AutoModel.from_pretrained after import qualityfm_hf).
 """
 
@@ -36,29 +39,27 @@ def pretrain_command_parser(subparsers):
     parser.add_argument("--pairs", required=True, help="Pairs folder written by `qualityfm build-pairs`.")
     parser.add_argument("--preset", default="base", choices=("base", "large", "huge"), help="Model size.")
     parser.add_argument("--output", required=True, help="Output folder (TrainingArguments.output_dir).")
-    parser.add_argument("--base_learning_rate", type=float, default=1e-4,
-                        help="lr per 256 pairs (default 1e-4); ignored when --learning_rate is given.")
-    parser.add_argument("--spectral_target", choices=("magnitude", "power"), default="magnitude",
-                        help="Reconstruct |FFT| (reference code) or |FFT|² (paper wording).")
-    parser.add_argument("--modality_dropout", type=float, default=0.0,
-                        help="Probability of dropping one student modality per pair (beyond the paper).")
+    parser.add_argument("--recipe", default="default", choices=("default", "paper"),
+                        help="Pretraining recipe (default: the one that learns; paper: the reference code's).")
+    parser.add_argument("--base_learning_rate", type=float, default=None,
+                        help="lr per 256 pairs, scaled by the total batch (paper recipe: 1e-4); ignored when "
+                             "--learning_rate is given.")
+    parser.add_argument("--spectral_target", choices=("magnitude", "power", "log_power"), default=None,
+                        help="Reconstruct |FFT| (paper recipe), |FFT|² (paper wording) or the log-power envelope "
+                             "(default recipe).")
+    parser.add_argument("--modality_dropout", type=float, default=None,
+                        help="Probability of dropping one student modality per pair (beyond the paper; default 0).")
     parser.add_argument("--no_augment", action="store_true", help="Turn off the paper's augmentations.")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     parser.set_defaults(func=pretrain_command, accepts_training_arguments=True)
     return parser
 
 
-def parse_training_arguments(extra: list[str], output_dir: str):
-    """`extra` CLI options as `TrainingArguments`, on top of `training.DEFAULT_TRAINING_ARGS`."""
-    import copy
+def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "default"):
+    """`extra` CLI options as `TrainingArguments`, on top of the recipe's defaults (`training.RECIPES`)."""
+    from ..training import recipe_training_defaults
 
-    import torch
-
-    from ..training import DEFAULT_TRAINING_ARGS
-
-    defaults = dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), output_dir=output_dir,
-                    dataloader_pin_memory=torch.cuda.is_available())
-    return _parse_training_arguments(extra, defaults, "pretrain")
+    return _parse_training_arguments(extra, recipe_training_defaults(output_dir, recipe), "pretrain")
 
 
 def load_pairs_dataset(directory: Path):
@@ -72,26 +73,32 @@ def pretrain_command(args) -> int:
     pairs_dir = Path(args.pairs)
     if not pairs_dir.is_dir():
         raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
-    training_args = parse_training_arguments(args.extra, args.output)
+    training_args = parse_training_arguments(args.extra, args.output, args.recipe)
     explicit_lr = any(option.split("=")[0] == "--learning_rate" for option in args.extra)
 
     from ..modeling.configuration_qualityfm import QualityFMConfig
-    from ..training import pretrain
+    from ..monitors import MONITORS
+    from ..training import FROM_RECIPE, LOSS_COMPONENTS, get_recipe, pretrain
 
     dataset = load_pairs_dataset(pairs_dir)
     if len(dataset) == 0:
         raise QualityFMCLIError(f"--pairs {pairs_dir} holds no pairs; check its manifest.json.")
+    overrides = {key: value for key, value in (("spectral_target", args.spectral_target),
+                                                ("modality_dropout", args.modality_dropout)) if value is not None}
     try:
-        config = QualityFMConfig.from_preset(
-            args.preset, spectral_target=args.spectral_target, modality_dropout=args.modality_dropout
-        )
+        config = QualityFMConfig.from_preset(args.preset, **{**get_recipe(args.recipe).config, **overrides})
     except ValueError as err:
         raise QualityFMCLIError(str(err)) from None
+    if explicit_lr:
+        base_learning_rate = None
+    else:
+        base_learning_rate = FROM_RECIPE if args.base_learning_rate is None else args.base_learning_rate
     trainer = pretrain(
         dataset,
         config,
         training_args,
-        base_learning_rate=None if explicit_lr else args.base_learning_rate,
+        recipe=args.recipe,
+        base_learning_rate=base_learning_rate,
         augment=not args.no_augment,
         resume_from_checkpoint=training_args.resume_from_checkpoint,
     )
@@ -103,8 +110,8 @@ def pretrain_command(args) -> int:
         "pairs": len(dataset),
         "steps": trainer.state.global_step,
         "learning_rate": trainer.learning_rate,
-        "last_logged": {k: last[k] for k in ("step", "loss", "distillation_loss", "amplitude_loss", "phase_loss")
-                        if k in last},
+        "recipe": args.recipe,
+        "last_logged": {k: last[k] for k in ("step", "loss", *LOSS_COMPONENTS, *MONITORS) if k in last},
         "model": str(output),
         "encoder": str(output / "encoder"),
         "loss_curves": str(output / "loss_curves.png"),
