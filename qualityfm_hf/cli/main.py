@@ -22,6 +22,8 @@ COMMANDS = [
     ("finetune", "finetune_command_parser"),
     ("evaluate", "evaluate_command_parser"),
     ("predict", "predict_command_parser"),
+    ("embed", "embed_command_parser"),
+    ("probe", "probe_command_parser"),
     ("push", "push_command_parser"),
 ]
 
