@@ -144,7 +144,14 @@ def _segment_one(task: tuple) -> RecordWindows:
     return windows
 
 
-def _shard_tables(shard_windows: list[tuple[int, RecordWindows]], max_neighbours: int):
+def self_pairs(num_windows: int, pairs: np.ndarray) -> np.ndarray:
+    """`(i, i)` for each of `num_windows` windows that is in none of `pairs`: a window without a partner of another
+    class (a short record, a record of one quality) still enters pretraining, as a same-window view."""
+    alone = np.setdiff1d(np.arange(num_windows), pairs.ravel())
+    return np.stack([alone, alone], axis=1).astype(np.int64)
+
+
+def _shard_tables(shard_windows: list[tuple[int, RecordWindows]], max_neighbours: int, with_self_pairs: bool = False):
     """Arrow tables of one shard's windows and pairs, and the per-record pair counts and class matrix."""
     import pyarrow as pa
 
@@ -158,6 +165,8 @@ def _shard_tables(shard_windows: list[tuple[int, RecordWindows]], max_neighbours
     for record_index, w in shard_windows:
         n = len(w)
         pairs = make_pairs(w.quality_class, w.quality, max_neighbours) if n else np.zeros((0, 2), np.int64)
+        if with_self_pairs and n:
+            pairs = np.concatenate([pairs, self_pairs(n, pairs)])
         pair_counts[w.record] = len(pairs)
         if not n:
             continue
@@ -323,6 +332,7 @@ def build_pairs(
     num_workers: int | None = 1,
     max_records: int | None = None,
     progress: bool = True,
+    self_pairs: bool = False,
 ) -> dict:
     """Build (or resume) a pairs directory from the recordings in `input_dir`.
 
@@ -341,6 +351,9 @@ def build_pairs(
         max_records (`int | None`): Build only the first `max_records` records (sorted by path) in this run. A
             later run without the limit resumes and builds the rest.
         progress (`bool`, defaults to True): Show a tqdm progress bar.
+        self_pairs (`bool`, defaults to False): Also pair each kept window that has no partner with itself
+            (teacher = student = that window; beyond the paper), so records too short for quality pairs, such as
+            30-s AF ECGs, join pretraining as same-window views. They sit on the class matrix's diagonal.
 
     Returns:
         `dict`: The manifest as written to `output_dir/manifest.json`.
@@ -360,6 +373,8 @@ def build_pairs(
         "before_alarm": "auto" if before_alarm is None else bool(before_alarm),
         "records_per_shard": int(records_per_shard), "window_id": f"record_index * {WINDOW_ID_STRIDE} + window_index",
     }
+    if self_pairs:  # only when on, so directories built before the option existed still resume
+        config["self_pairs"] = True
     out.mkdir(parents=True, exist_ok=True)
     if (out / MANIFEST).is_file():
         manifest = read_manifest(out)
@@ -411,7 +426,7 @@ def build_pairs(
             for i, windows in zip(idx, results):
                 shard_windows.append((i, windows))
                 bar.update(1)
-            entry, statuses = _write_shard(out, index, shard_windows, max_neighbours)
+            entry, statuses = _write_shard(out, index, shard_windows, max_neighbours, self_pairs)
             done[index] = entry
             manifest["records"].update(statuses)
             manifest["shards"] = [done[k] for k in sorted(done)]
@@ -428,11 +443,12 @@ def build_pairs(
 
 
 def _write_shard(
-    out: Path, index: int, shard_windows: list[tuple[int, RecordWindows]], max_neighbours: int
+    out: Path, index: int, shard_windows: list[tuple[int, RecordWindows]], max_neighbours: int,
+    with_self_pairs: bool = False,
 ) -> tuple[dict, dict]:
     """Write one shard (windows, then pairs, each atomically); return its manifest entry and its records'
     statuses, which enter the manifest only once both files exist."""
-    windows_table, pairs_table, pair_counts, matrix = _shard_tables(shard_windows, max_neighbours)
+    windows_table, pairs_table, pair_counts, matrix = _shard_tables(shard_windows, max_neighbours, with_self_pairs)
     entry = {
         "index": index,
         "records": [w.record for _, w in shard_windows],

@@ -37,6 +37,9 @@ def build_pairs_command_parser(subparsers):
     parser.add_argument("--num-workers", type=int, default=1, help="Processes over records (default 1; 0 = all cores).")
     parser.add_argument("--max-records", type=int, default=None, help="Build only the first N records in this run.")
     parser.add_argument("--records-per-shard", type=int, default=32, help="Records per Parquet shard (default 32).")
+    parser.add_argument("--self-pairs", action="store_true",
+                        help="Also pair each window that has no partner of another class with itself (a same-window "
+                        "view), so short records such as 30-s AF ECGs join pretraining.")
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     parser.set_defaults(func=build_pairs_command)
@@ -87,7 +90,7 @@ def build_pairs_command(args) -> int:
         manifest = build_pairs(
             args.input, args.output, before_alarm=args.before_alarm,
             records_per_shard=args.records_per_shard, num_workers=args.num_workers or None,
-            max_records=args.max_records, progress=not args.no_progress,
+            max_records=args.max_records, progress=not args.no_progress, self_pairs=args.self_pairs,
         )
     except (FileNotFoundError, ValueError) as err:
         raise QualityFMCLIError(str(err)) from err
