@@ -87,6 +87,12 @@ class QualityFMConfig(PreTrainedConfig):
         spectral_target (`str`, defaults to "magnitude"): "magnitude" |X| as in the reference code, "power" |X|² as
             the paper's wording says (§1.4), or "log_power" (beyond the paper): the log of the smoothed power
             spectrum of the mean-removed window, which carries a learnable envelope (`loss_qualityfm.log_power_spectrum`).
+        band_power_loss_weight (`float`, defaults to 0.0): beyond the paper. Weight of a pooled spectral term: a
+            linear head on the student's pooled embedding predicts the better window's log band powers
+            (`loss_qualityfm.log_band_powers`), so the window embedding itself, the one heads and probes use, must
+            carry the spectrum. The head is used in pretraining only. 0 builds no head.
+        num_band_powers (`int`, defaults to 64) / band_power_low_hz / band_power_high_hz (`float`, defaults to
+            0.5 / 20.0): log-spaced bands of that target, per channel.
         same_window_fraction (`float`, defaults to 0.0): beyond the paper. Fraction of pretraining items whose
             student sees an independently augmented copy of the teacher's window instead of the worse window of the
             pair; the collator applies it.
@@ -141,6 +147,10 @@ class QualityFMConfig(PreTrainedConfig):
     amplitude_loss_weight: float | int = 0.1
     phase_loss_weight: float | int = 0.1
     spectral_target: str = "magnitude"
+    band_power_loss_weight: float | int = 0.0
+    num_band_powers: int = 64
+    band_power_low_hz: float | int = 0.5
+    band_power_high_hz: float | int = 20.0
     same_window_fraction: float | int = 0.0
     decision_threshold: float | None = None
     pos_weight: float | int | None = None

@@ -17,7 +17,14 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_qualityfm import QualityFMConfig
-from .loss_qualityfm import center_and_sharpen, distillation_loss, koleo_loss, spectral_loss, spectral_targets
+from .loss_qualityfm import (
+    center_and_sharpen,
+    distillation_loss,
+    koleo_loss,
+    log_band_powers,
+    spectral_loss,
+    spectral_targets,
+)
 from .modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
 
 
@@ -72,9 +79,10 @@ class QualityFMProjectionHead(nn.Module):
 class QualityFMSelfDistillationOutput(ModelOutput):
     """
     Args:
-        loss (`torch.FloatTensor` scalar): λ_distill·L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3) + λ_koleo·L_koleo.
-        distillation_loss / amplitude_loss / phase_loss / koleo_loss (`torch.FloatTensor` scalars): the components,
-            unweighted.
+        loss (`torch.FloatTensor` scalar): λ_distill·L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3) + λ_koleo·L_koleo
+            + λ_band·L_band.
+        distillation_loss / amplitude_loss / phase_loss / koleo_loss / band_power_loss (`torch.FloatTensor`
+            scalars): the components, unweighted.
         amplitude / phase (`torch.FloatTensor` of shape `(batch, num_channels, num_fft_bins)`): the student's
             predicted spectra of the teacher-input window.
         student_hidden_state / teacher_hidden_state (`torch.FloatTensor` of shape `(batch, tokens, hidden_size)`):
@@ -93,6 +101,7 @@ class QualityFMSelfDistillationOutput(ModelOutput):
     amplitude_loss: torch.FloatTensor | None = None
     phase_loss: torch.FloatTensor | None = None
     koleo_loss: torch.FloatTensor | None = None
+    band_power_loss: torch.FloatTensor | None = None
     amplitude: torch.FloatTensor | None = None
     phase: torch.FloatTensor | None = None
     student_hidden_state: torch.FloatTensor | None = None
@@ -130,6 +139,12 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             self.student_head = self.teacher_head = None
             # c of §3.1: per token (the mean runs over the batch only), initialised to 0.
             self.register_buffer("center", torch.zeros(1, config.segment_tokens, config.hidden_size))
+        # Student only: its output is a prediction, not a target, so the teacher needs no copy.
+        self.band_power_head = (
+            nn.Linear(config.hidden_size, config.num_channels * config.num_band_powers)
+            if config.band_power_loss_weight > 0
+            else None
+        )
         # τ_t of the current step: `TeacherTemperatureCallback` sets it from the schedule before every step.
         self.teacher_temperature = config.teacher_temperature
         self.post_init()
@@ -148,6 +163,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         return model
 
     def student_modules(self) -> list[nn.Module]:
+        """The modules the teacher mirrors (the band-power head has no teacher copy)."""
         return [self.student] + ([self.student_head] if self.student_head is not None else [])
 
     def teacher_modules(self) -> list[nn.Module]:
@@ -261,7 +277,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             )
         student = self.student(student_input_values, student_attention_mask, student_channel_mask, return_dict=True)
 
-        losses = (None, None, None, None, None)
+        losses = (None,) * 6
         teacher_probs = None
         if return_loss:
             if teacher.last_hidden_state.shape != student.last_hidden_state.shape:
@@ -290,6 +306,15 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 amplitude_target, phase_target = spectral_targets(
                     target_signal, self.config.num_fft_bins, self.config.spectral_target
                 )
+                if self.band_power_head is not None:
+                    band_target = log_band_powers(
+                        target_signal, self.config.sampling_rate, self.config.num_band_powers,
+                        self.config.band_power_low_hz, self.config.band_power_high_hz,
+                    )
+            band_loss = distill.new_zeros(())
+            if self.band_power_head is not None:
+                band_pred = self.band_power_head(student.pooler_output).view_as(band_target)
+                band_loss = spectral_loss(band_pred, band_target, teacher_channel_mask)
             amplitude_loss = spectral_loss(student.amplitude, amplitude_target, teacher_channel_mask)
             phase_loss = spectral_loss(student.phase, phase_target, teacher_channel_mask)
             # Every term stays in the graph even at weight 0, so DDP finds a gradient for every parameter.
@@ -298,8 +323,10 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 + self.config.amplitude_loss_weight * amplitude_loss
                 + self.config.phase_loss_weight * phase_loss
                 + self.config.koleo_loss_weight * koleo
+                + self.config.band_power_loss_weight * band_loss
             )
-            losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach(), koleo.detach())
+            losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach(), koleo.detach(),
+                      band_loss.detach())
             if self.training:
                 # After the loss, as the reference's EMALoss: this step's targets used the previous centre.
                 self.update_center(teacher_out, teacher.token_mask)
@@ -310,6 +337,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             amplitude_loss=losses[2],
             phase_loss=losses[3],
             koleo_loss=losses[4],
+            band_power_loss=losses[5],
             amplitude=student.amplitude,
             phase=student.phase,
             student_hidden_state=student.last_hidden_state,

@@ -8,6 +8,8 @@ torch only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -172,6 +174,53 @@ def spectral_loss(pred: torch.Tensor, target: torch.Tensor, channel_mask: torch.
     return (per_element * weight).sum() / weight.sum().clamp(min=1.0)
 
 
+def log_band_powers(
+    signal: torch.Tensor, sampling_rate: float, num_bands: int = 64, low_hz: float = 0.5, high_hz: float = 20.0,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    r"""
+    Log power in `num_bands` log-spaced bands from `low_hz` to `high_hz` of the mean-removed window, z-scored over
+    bands per sample and channel (beyond the paper; the target of the pooled spectral head).
+
+    Log-spaced bands give the heart-rate range (0.5–3 Hz) as many bands as the QRS range, and narrow bands there
+    (6 % wide at 64 bands) keep what rhythm regularity does to the spectrum: a regular rhythm has a sharp
+    fundamental and harmonics, an irregular one (AF) smears them. Measured on the shared VT records, predicting this
+    from the pooled embedding moved a frozen VT probe from about 0.62 (random init) to 0.81–0.87 AUROC
+    (ssl-recipe notes).
+
+    Args:
+        signal (`torch.Tensor` of shape `(batch, channels, time)`)
+        sampling_rate (`float`): Hz of `signal`.
+        num_bands (`int`, defaults to 64), low_hz / high_hz (`float`, defaults to 0.5 / 20.0): the band edges
+            `geomspace(low_hz, high_hz, num_bands + 1)`; a band narrower than one FFT bin takes its nearest bin.
+        eps (`float`): floor relative to the window's mean band power, so a zero channel stays finite.
+
+    Returns:
+        `torch.FloatTensor` of shape `(batch, channels, num_bands)`.
+    """
+    if not 0 < low_hz < high_hz <= sampling_rate / 2:
+        raise ValueError(
+            f"band edges must satisfy 0 < low_hz < high_hz <= sampling_rate / 2; got {low_hz}, {high_hz} at "
+            f"{sampling_rate} Hz."
+        )
+    signal = signal.float()
+    signal = signal - signal.mean(dim=-1, keepdim=True)
+    power = torch.fft.rfft(signal, dim=-1).abs() ** 2  # (B, C, F)
+    frequencies = torch.fft.rfftfreq(signal.shape[-1], d=1.0 / sampling_rate).to(signal.device)
+    edges = torch.logspace(math.log10(low_hz), math.log10(high_hz), num_bands + 1, device=signal.device)
+    # (F, bands) averaging matrix: bin f belongs to band b when edges[b] <= f < edges[b + 1].
+    member = (frequencies[:, None] >= edges[None, :-1]) & (frequencies[:, None] < edges[None, 1:])
+    empty = ~member.any(0)
+    if empty.any():  # narrower than a bin: take the bin nearest the band centre
+        centres = (edges[:-1] * edges[1:]).sqrt()[empty]
+        nearest = (frequencies[:, None] - centres[None, :]).abs().argmin(0)
+        member[nearest, torch.nonzero(empty).squeeze(1)] = True
+    weights = member.float() / member.float().sum(0, keepdim=True)
+    bands = power @ weights  # (B, C, bands)
+    floor = eps * bands.mean(dim=-1, keepdim=True) + torch.finfo(torch.float32).tiny
+    return zscore(torch.log(bands + floor), eps=eps)
+
+
 def koleo_loss(embeddings: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     r"""
     KoLeo spread term (DINOv2): −mean_i log(min_{j≠i} ‖z_i − z_j‖) over the L2-normalised rows of a batch.
@@ -199,6 +248,7 @@ __all__ = [
     "center_and_sharpen",
     "distillation_loss",
     "koleo_loss",
+    "log_band_powers",
     "log_power_spectrum",
     "spectral_loss",
     "spectral_targets",

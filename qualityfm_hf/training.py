@@ -44,7 +44,7 @@ BASE_LEARNING_RATE = 1e-4  # per 256 pairs: lr = BASE_LEARNING_RATE × total_bat
 REFERENCE_BATCH_SIZE = 256
 MIN_LEARNING_RATE = 1e-6
 WEIGHT_DECAY_START, WEIGHT_DECAY_END = 0.04, 0.4
-LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss")
+LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss", "band_power_loss")
 PAIR_KEYS = ("teacher_input_values", "student_input_values")
 MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
 
@@ -106,6 +106,8 @@ RECIPES: dict[str, Recipe] = {
             amplitude_loss_weight=1.0,
             phase_loss_weight=0.0,  # the phase of a window minutes away is not predictable
             koleo_loss_weight=0.1,
+            band_power_loss_weight=1.0,  # the pooled embedding itself must carry the better window's spectrum
+            modality_dropout=0.2,  # single-channel inputs (ECG-only AF recordings) are common downstream
             same_window_fraction=0.5,
         ),
         training_args=dict(

@@ -15,7 +15,8 @@ from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
 
 EXAMPLES = """examples:
-  qualityfm pretrain --pairs pairs/ --preset base --output runs/base --max_steps 50 --per_device_train_batch_size 8
+  qualityfm pretrain --pairs pairs/ --preset base --output runs/base --max_steps 600
+  qualityfm pretrain --pairs pairs_vt/ pairs_af/ --output runs/base --recipe paper --max_steps 50
   qualityfm pretrain --pairs pairs/ --output runs/base --resume_from_checkpoint runs/base/checkpoint-500
   torchrun --nproc_per_node 4 -m qualityfm_hf.cli.main pretrain --pairs pairs/ --output runs/base --bf16
 
@@ -36,7 +37,8 @@ def pretrain_command_parser(subparsers):
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pairs", required=True, help="Pairs folder written by `qualityfm build-pairs`.")
+    parser.add_argument("--pairs", required=True, nargs="+",
+                        help="Pairs folder(s) written by `qualityfm build-pairs`; several are trained on together.")
     parser.add_argument("--preset", default="base", choices=("base", "large", "huge"), help="Model size.")
     parser.add_argument("--output", required=True, help="Output folder (TrainingArguments.output_dir).")
     parser.add_argument("--recipe", default="default", choices=("default", "paper"),
@@ -49,6 +51,9 @@ def pretrain_command_parser(subparsers):
                              "(default recipe).")
     parser.add_argument("--modality_dropout", type=float, default=None,
                         help="Probability of dropping one student modality per pair (beyond the paper; default 0).")
+    parser.add_argument("--set", dest="config_overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="Override one QualityFMConfig field on top of the recipe (repeatable), e.g. "
+                        "--set koleo_loss_weight=0 --set num_prototypes=1024. VALUE is read as JSON, else as text.")
     parser.add_argument("--no_augment", action="store_true", help="Turn off the paper's augmentations.")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     parser.set_defaults(func=pretrain_command, accepts_training_arguments=True)
@@ -62,6 +67,27 @@ def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "d
     return _parse_training_arguments(extra, recipe_training_defaults(output_dir, recipe), "pretrain")
 
 
+def parse_config_overrides(items: list[str]) -> dict:
+    """`["koleo_loss_weight=0", "spectral_target=magnitude"]` -> `{"koleo_loss_weight": 0, ...}` (JSON values, else
+    text); unknown fields are refused with the list of valid ones."""
+    from ..modeling.configuration_qualityfm import QualityFMConfig
+
+    fields = set(QualityFMConfig.__dataclass_fields__) if hasattr(QualityFMConfig, "__dataclass_fields__") else set()
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise QualityFMCLIError(f"--set expects FIELD=VALUE (e.g. --set koleo_loss_weight=0); got {item!r}.")
+        if fields and key not in fields:
+            raise QualityFMCLIError(f"--set {key}: QualityFMConfig has no field {key!r}; see `help(QualityFMConfig)` "
+                                    "for the fields.")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
 def load_pairs_dataset(directory: Path):
     """The pairs loader of `qualityfm_hf.pairs` (imported lazily: it pulls in pyarrow/datasets)."""
     from ..pairs import load_pairs
@@ -70,9 +96,10 @@ def load_pairs_dataset(directory: Path):
 
 
 def pretrain_command(args) -> int:
-    pairs_dir = Path(args.pairs)
-    if not pairs_dir.is_dir():
-        raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
+    pairs_dirs = [Path(folder) for folder in args.pairs]
+    for pairs_dir in pairs_dirs:
+        if not pairs_dir.is_dir():
+            raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
     training_args = parse_training_arguments(args.extra, args.output, args.recipe)
     explicit_lr = any(option.split("=")[0] == "--learning_rate" for option in args.extra)
 
@@ -80,11 +107,20 @@ def pretrain_command(args) -> int:
     from ..monitors import MONITORS
     from ..training import FROM_RECIPE, LOSS_COMPONENTS, get_recipe, pretrain
 
-    dataset = load_pairs_dataset(pairs_dir)
-    if len(dataset) == 0:
-        raise QualityFMCLIError(f"--pairs {pairs_dir} holds no pairs; check its manifest.json.")
+    datasets = []
+    for pairs_dir in pairs_dirs:
+        datasets.append(load_pairs_dataset(pairs_dir))
+        if len(datasets[-1]) == 0:
+            raise QualityFMCLIError(f"--pairs {pairs_dir} holds no pairs; check its manifest.json.")
+    if len(datasets) == 1:
+        dataset = datasets[0]
+    else:
+        from torch.utils.data import ConcatDataset
+
+        dataset = ConcatDataset(datasets)
     overrides = {key: value for key, value in (("spectral_target", args.spectral_target),
                                                 ("modality_dropout", args.modality_dropout)) if value is not None}
+    overrides.update(parse_config_overrides(args.config_overrides))
     try:
         config = QualityFMConfig.from_preset(args.preset, **{**get_recipe(args.recipe).config, **overrides})
     except ValueError as err:
