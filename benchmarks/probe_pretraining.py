@@ -98,7 +98,7 @@ def main(argv=None) -> None:
         "af": task_features("af", args.af_data),
         "quality": quality_features(args.pairs),
     }
-    print(f"windows: " + ", ".join(f"{k} {len(v)}" for k, v in tasks.items()) + f" ({time.time() - started:.0f} s)")
+    print("windows: " + ", ".join(f"{k} {len(v)}" for k, v in tasks.items()) + f" ({time.time() - started:.0f} s)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for spec in args.encoder:
         encoder = load_encoder(spec)

@@ -239,7 +239,8 @@ def test_pretrain_rejects_items_of_the_wrong_shape(tmp_path):
 # ---- command line ----------------------------------------------------------------------------------------------
 
 
-def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("recipe", ["paper", "default"])
+def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys, recipe):
     from qualityfm_hf.cli import main as cli_main
     from qualityfm_hf.cli import pretrain as cli_pretrain
     from qualityfm_hf.modeling import configuration_qualityfm
@@ -252,15 +253,20 @@ def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys):
     code = cli_main.main([
         "pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path / "run"), "--json",
         "--max_steps", "2", "--per_device_train_batch_size", "2", "--logging_steps", "1", "--use_cpu",
-        "--disable_tqdm", "true",
+        "--disable_tqdm", "true", "--recipe", recipe, "--set", "num_prototypes=64",
     ])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["steps"] == 2 and result["pairs"] == 9
-    assert result["learning_rate"] == pytest.approx(1e-4 * 2 / 256)
-    assert set(result["last_logged"]) == {"step", "loss", "distillation_loss", "amplitude_loss", "phase_loss"}
+    assert result["steps"] == 2 and result["pairs"] == 9 and result["recipe"] == recipe
+    # The paper scales 1e-4 by batch / 256; the default recipe uses 3e-4 as is.
+    assert result["learning_rate"] == pytest.approx(1e-4 * 2 / 256 if recipe == "paper" else 3e-4)
+    assert {"step", "loss", "distillation_loss", "amplitude_loss", "phase_loss", "teacher_entropy",
+            "distinct_prototypes", "student_rank"} <= set(result["last_logged"])
     assert (tmp_path / "run" / "encoder" / "config.json").is_file()
     assert json.loads((tmp_path / "run" / "encoder" / "config.json").read_text())["num_hidden_layers"] == 1
+    wrapper = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert wrapper["distillation_target"] == ("tokens" if recipe == "paper" else "pooled")
+    assert wrapper["num_prototypes"] == 64  # --set on top of the recipe
 
 
 def test_cli_pretrain_errors_are_one_line(tmp_path, capsys):
@@ -271,3 +277,6 @@ def test_cli_pretrain_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "pairs").mkdir()
     assert cli_main.main(["pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path), "--bogus", "1"]) == 1
     assert "unrecognised options ['--bogus', '1']" in capsys.readouterr().err
+    assert cli_main.main(["pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path), "--set",
+                          "no_such_field=1"]) == 1
+    assert "QualityFMConfig has no field 'no_such_field'" in capsys.readouterr().err

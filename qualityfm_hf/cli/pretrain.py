@@ -69,16 +69,16 @@ def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "d
 
 def parse_config_overrides(items: list[str]) -> dict:
     """`["koleo_loss_weight=0", "spectral_target=magnitude"]` -> `{"koleo_loss_weight": 0, ...}` (JSON values, else
-    text); unknown fields are refused with the list of valid ones."""
+    text); an unknown field is refused."""
     from ..modeling.configuration_qualityfm import QualityFMConfig
 
-    fields = set(QualityFMConfig.__dataclass_fields__) if hasattr(QualityFMConfig, "__dataclass_fields__") else set()
+    fields = set(QualityFMConfig.__dataclass_fields__)
     overrides = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise QualityFMCLIError(f"--set expects FIELD=VALUE (e.g. --set koleo_loss_weight=0); got {item!r}.")
-        if fields and key not in fields:
+        if key not in fields:
             raise QualityFMCLIError(f"--set {key}: QualityFMConfig has no field {key!r}; see `help(QualityFMConfig)` "
                                     "for the fields.")
         try:
@@ -103,10 +103,20 @@ def pretrain_command(args) -> int:
     training_args = parse_training_arguments(args.extra, args.output, args.recipe)
     explicit_lr = any(option.split("=")[0] == "--learning_rate" for option in args.extra)
 
+    from huggingface_hub.errors import StrictDataclassError
+
     from ..modeling.configuration_qualityfm import QualityFMConfig
     from ..monitors import MONITORS
     from ..training import FROM_RECIPE, LOSS_COMPONENTS, get_recipe, pretrain
 
+    overrides = {key: value for key, value in (("spectral_target", args.spectral_target),
+                                                ("modality_dropout", args.modality_dropout)) if value is not None}
+    overrides.update(parse_config_overrides(args.config_overrides))
+    # The config first: a mistyped --set fails before the pairs are read.
+    try:
+        config = QualityFMConfig.from_preset(args.preset, **{**get_recipe(args.recipe).config, **overrides})
+    except (ValueError, TypeError, StrictDataclassError) as err:  # @strict raises its own error type
+        raise QualityFMCLIError(" ".join(str(err).split())) from None
     datasets = []
     for pairs_dir in pairs_dirs:
         datasets.append(load_pairs_dataset(pairs_dir))
@@ -118,13 +128,6 @@ def pretrain_command(args) -> int:
         from torch.utils.data import ConcatDataset
 
         dataset = ConcatDataset(datasets)
-    overrides = {key: value for key, value in (("spectral_target", args.spectral_target),
-                                                ("modality_dropout", args.modality_dropout)) if value is not None}
-    overrides.update(parse_config_overrides(args.config_overrides))
-    try:
-        config = QualityFMConfig.from_preset(args.preset, **{**get_recipe(args.recipe).config, **overrides})
-    except ValueError as err:
-        raise QualityFMCLIError(str(err)) from None
     if explicit_lr:
         base_learning_rate = None
     else:
