@@ -93,6 +93,9 @@ class QualityFMConfig(PreTrainedConfig):
             carry the spectrum. The head is used in pretraining only. 0 builds no head.
         num_band_powers (`int`, defaults to 64) / band_power_low_hz / band_power_high_hz (`float`, defaults to
             0.5 / 20.0): log-spaced bands of that target, per channel.
+        student_crop_min_seconds (`float`, defaults to 0.0): beyond the paper. When > 0 the student sees a random
+            crop of its window, from this many seconds to the whole window, renormalised and right-padded (the
+            collator applies it), so the pooled embedding also fits the shorter windows of downstream tasks.
         same_window_fraction (`float`, defaults to 0.0): beyond the paper. Fraction of pretraining items whose
             student sees an independently augmented copy of the teacher's window instead of the worse window of the
             pair; the collator applies it.
@@ -151,6 +154,7 @@ class QualityFMConfig(PreTrainedConfig):
     num_band_powers: int = 64
     band_power_low_hz: float | int = 0.5
     band_power_high_hz: float | int = 20.0
+    student_crop_min_seconds: float | int = 0.0
     same_window_fraction: float | int = 0.0
     decision_threshold: float | None = None
     pos_weight: float | int | None = None
@@ -212,6 +216,11 @@ class QualityFMConfig(PreTrainedConfig):
             problems.append(
                 "teacher_temperature_warmup_fraction and same_window_fraction must be in [0, 1]; got "
                 f"{self.teacher_temperature_warmup_fraction} and {self.same_window_fraction}"
+            )
+        if not 0.0 <= self.student_crop_min_seconds <= self.segment_seconds:
+            problems.append(
+                f"student_crop_min_seconds must be in [0, segment_seconds ({self.segment_seconds})]; got "
+                f"{self.student_crop_min_seconds}"
             )
         temperatures = (self.teacher_temperature, self.student_temperature, self.teacher_temperature_start)
         if any(t is not None and t <= 0 for t in temperatures):

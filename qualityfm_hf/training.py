@@ -159,16 +159,26 @@ class PairCollator:
     gives the student the teacher's window (and channel mask) instead of the worse one; the two views then differ only
     by their independent augmentations, as in DINO.
 
+    With `student_crop_min_samples` > 0 (beyond the paper), the student sees a random contiguous crop of its window
+    (length uniform from that minimum to the whole window), min-max normalised again over its present channels as the
+    feature extractor would, placed at the start and right-padded with zeros; the batch then holds a
+    `student_attention_mask`. Downstream windows are often shorter than 30 s (10 s before a VT alarm), so the pooled
+    embedding must mean the same at any length; the targets stay those of the teacher's whole window.
+
     Args:
         augment (`bool`, defaults to True): False only stacks (evaluation).
         seed (`int`, defaults to 0)
         same_window_fraction (`float`, defaults to 0.0): see above; `pretrain` passes `config.same_window_fraction`.
+        student_crop_min_samples (`int`, defaults to 0): see above; `pretrain` passes
+            `config.student_crop_min_seconds × config.sampling_rate`. 0 turns cropping off.
     """
 
-    def __init__(self, augment: bool = True, seed: int = 0, same_window_fraction: float = 0.0):
+    def __init__(self, augment: bool = True, seed: int = 0, same_window_fraction: float = 0.0,
+                 student_crop_min_samples: int = 0):
         self.augment = augment
         self.seed = int(seed)
         self.same_window_fraction = float(same_window_fraction)
+        self.student_crop_min_samples = int(student_crop_min_samples)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -195,11 +205,32 @@ class PairCollator:
                     mask_values[MASK_KEYS[1]] = mask_values[MASK_KEYS[0]]
             if self.augment:
                 windows = [augment_window(window, rng) for window in windows]
+            if self.student_crop_min_samples > 0:
+                present = mask_values.get(MASK_KEYS[1])
+                windows[1], length = crop_window(windows[1], self.student_crop_min_samples, rng, present)
+                batch.setdefault("student_attention_mask", []).append(np.arange(windows[1].shape[1]) < length)
             for key, window in zip(PAIR_KEYS, windows):
                 batch[key].append(window)
             for key in masks:
                 batch.setdefault(key, []).append(mask_values[key])
         return {key: torch.from_numpy(np.stack(values)) for key, values in batch.items()}
+
+
+def crop_window(window: np.ndarray, min_samples: int, rng: np.random.Generator,
+                channel_mask: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """A random contiguous crop of `window` (C, T), length uniform in [min_samples, T], jointly min-max normalised to
+    [-1, 1] over the present channels, at the start of a zero (C, T) array; returns it and the crop length."""
+    channels, time = window.shape
+    length = int(rng.integers(min(min_samples, time), time + 1))
+    start = int(rng.integers(0, time - length + 1))
+    crop = window[:, start:start + length]
+    present = np.ones(channels, bool) if channel_mask is None else np.asarray(channel_mask) > 0
+    out = np.zeros_like(window)
+    if present.any():
+        low, high = crop[present].min(), crop[present].max()
+        scale = 2.0 / (high - low) if high > low else 0.0
+        out[present, :length] = (crop[present] - low) * scale - (1.0 if scale else 0.0)
+    return out, length
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -458,8 +489,11 @@ def pretrain(
         model = QualityFMForSelfDistillation(config)
     if hasattr(pairs_dataset, "__getitem__") and hasattr(pairs_dataset, "__len__") and len(pairs_dataset):
         check_pair_item(pairs_dataset[0], model.config)  # fail before the Trainer spends time setting up
-    collator = PairCollator(augment=augment, seed=training_args.data_seed or training_args.seed,
-                            same_window_fraction=model.config.same_window_fraction)
+    collator = PairCollator(
+        augment=augment, seed=training_args.data_seed or training_args.seed,
+        same_window_fraction=model.config.same_window_fraction,
+        student_crop_min_samples=int(round(model.config.student_crop_min_seconds * model.config.sampling_rate)),
+    )
     trainer = QualityFMDistillationTrainer(
         model=model,
         args=training_args,

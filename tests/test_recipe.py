@@ -187,3 +187,21 @@ def test_default_recipe_logs_the_monitors_and_uses_adamw(tmp_path):
         assert 1 <= entry["distinct_prototypes"] <= 2  # batch of 2
         assert entry["student_rank"] >= 1 and "band_power_loss" in entry
     assert (tmp_path / "loss_curves.png").stat().st_size > 10_000
+
+
+def test_student_crop_is_renormalised_padded_and_masked():
+    from qualityfm_hf.training import crop_window
+
+    rng = np.random.default_rng(0)
+    window = np.stack([np.sin(np.arange(9000) / 50.0), np.zeros(9000)]).astype(np.float32) * 3.0
+    crop, length = crop_window(window, 3000, rng, channel_mask=np.array([1, 0]))
+    assert 3000 <= length <= 9000
+    assert crop[0, :length].min() == pytest.approx(-1.0) and crop[0, :length].max() == pytest.approx(1.0)
+    assert not crop[:, length:].any() and not crop[1].any()  # padding and the absent channel stay zero
+    pairs = RealPairs(with_channel_mask=True)
+    batch = PairCollator(student_crop_min_samples=3000)([pairs[i] for i in range(4)])
+    lengths = batch["student_attention_mask"].sum(1)
+    assert batch["student_attention_mask"].shape == (4, 9000) and (lengths >= 3000).all()
+    assert "teacher_attention_mask" not in batch  # the targets stay those of the whole teacher window
+    out = QualityFMForSelfDistillation(pooled_config(student_crop_min_seconds=10)).train()(**batch)
+    assert torch.isfinite(out.loss)
