@@ -86,14 +86,14 @@ class QualityFMSelfDistillationOutput(ModelOutput):
         amplitude / phase (`torch.FloatTensor` of shape `(batch, num_channels, num_fft_bins)`): the student's
             predicted spectra of the teacher-input window.
         student_hidden_state / teacher_hidden_state (`torch.FloatTensor` of shape `(batch, tokens, hidden_size)`):
-            U_s and U_t (the latter detached).
+            U_s and U_t (the latter detached; None when `distillation_loss_weight` is 0: the teacher is not run).
         student_channel_mask (`torch.Tensor` of shape `(batch, num_channels)`): the mask the student saw, after
             modality dropout.
         teacher_probabilities (`torch.FloatTensor`): the centred, sharpened teacher distribution the student
             matched, `(batch, num_prototypes)` for the "pooled" target or `(batch, tokens, hidden_size)` for
-            "tokens" (detached; the collapse monitors read it).
+            "tokens" (detached; the collapse monitors read it). None without a distillation term.
         student_pooled / teacher_pooled (`torch.FloatTensor` of shape `(batch, hidden_size)`): pooled encoder outputs
-            (detached).
+            (detached; the teacher's None without a distillation term).
     """
 
     loss: torch.FloatTensor | None = None
@@ -129,11 +129,17 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         self.student = QualityFMForPretraining(config)
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
-        if config.distillation_target == "pooled":
+        # Without a distillation term (weight 0) there is no head to train and the teacher only tracks the student
+        # (its EMA is still what `export_teacher_encoder` gives).
+        self.distills = config.distillation_loss_weight > 0
+        if config.distillation_target == "pooled" and self.distills:
             self.student_head = QualityFMProjectionHead(config)
             self.teacher_head = copy.deepcopy(self.student_head)
             self.teacher_head.requires_grad_(False)
             # One centre entry per prototype (DINO), initialised to 0.
+            self.register_buffer("center", torch.zeros(1, config.num_prototypes))
+        elif config.distillation_target == "pooled":
+            self.student_head = self.teacher_head = None
             self.register_buffer("center", torch.zeros(1, config.num_prototypes))
         else:
             self.student_head = self.teacher_head = None
@@ -271,15 +277,19 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             # find_unused_parameters=False finds a gradient (of zero) for it on every step.
             student_channel_mask = student_input_values.new_ones(student_input_values.shape[:2])
 
-        with torch.no_grad():
-            teacher = self.teacher(
-                teacher_input_values, teacher_attention_mask, teacher_channel_mask, return_dict=True
-            )
+        teacher = None
+        if self.distills:
+            with torch.no_grad():
+                teacher = self.teacher(
+                    teacher_input_values, teacher_attention_mask, teacher_channel_mask, return_dict=True
+                )
         student = self.student(student_input_values, student_attention_mask, student_channel_mask, return_dict=True)
 
         losses = (None,) * 6
         teacher_probs = None
-        if return_loss:
+        if return_loss and not self.distills:
+            distill = student.pooler_output.new_zeros((), dtype=torch.float32)
+        elif return_loss:
             if teacher.last_hidden_state.shape != student.last_hidden_state.shape:
                 raise ValueError(
                     f"teacher and student windows must give the same tokens; got "
@@ -296,6 +306,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 token_mask = teacher.token_mask & student.token_mask
             teacher_probs = center_and_sharpen(teacher_out, self.center, self.teacher_temperature)
             distill = distillation_loss(student_out, teacher_probs, self.config.student_temperature, token_mask)
+        if return_loss:
             koleo = koleo_loss(student.pooler_output) if self.config.koleo_loss_weight else distill.new_zeros(())
             with torch.no_grad():
                 target_signal = teacher_input_values
@@ -327,7 +338,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             )
             losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach(), koleo.detach(),
                       band_loss.detach())
-            if self.training:
+            if self.training and self.distills:
                 # After the loss, as the reference's EMALoss: this step's targets used the previous centre.
                 self.update_center(teacher_out, teacher.token_mask)
 
@@ -341,11 +352,11 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             amplitude=student.amplitude,
             phase=student.phase,
             student_hidden_state=student.last_hidden_state,
-            teacher_hidden_state=teacher.last_hidden_state,
+            teacher_hidden_state=None if teacher is None else teacher.last_hidden_state,
             student_channel_mask=student_channel_mask,
             teacher_probabilities=teacher_probs,
             student_pooled=student.pooler_output.detach(),
-            teacher_pooled=teacher.pooler_output,
+            teacher_pooled=None if teacher is None else teacher.pooler_output,
         )
         return output if return_dict else output.to_tuple()
 

@@ -53,25 +53,26 @@ def mean_pairwise_cosine(embeddings: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def collapse_monitors(teacher_probabilities: torch.Tensor, student_pooled: torch.Tensor,
-                      teacher_pooled: torch.Tensor) -> dict[str, float]:
-    """The `MONITORS` of one batch.
+def collapse_monitors(teacher_probabilities: torch.Tensor | None, student_pooled: torch.Tensor,
+                      teacher_pooled: torch.Tensor | None) -> dict[str, float]:
+    """The `MONITORS` of one batch, in `MONITORS` order; those of an absent input are left out.
 
     Args:
-        teacher_probabilities (`torch.Tensor` of shape `(..., K)`): centred, sharpened teacher distributions, one row
-            per window (pooled target) or per token (the paper's token target).
-        student_pooled / teacher_pooled (`torch.Tensor` of shape `(batch, hidden)`): pooled encoder outputs.
+        teacher_probabilities (`torch.Tensor` of shape `(..., K)`, *optional*): centred, sharpened teacher
+            distributions, one row per window (pooled target) or per token (the paper's token target). None when the
+            recipe has no distillation term.
+        student_pooled (`torch.Tensor` of shape `(batch, hidden)`): pooled student encoder outputs.
+        teacher_pooled (`torch.Tensor` of shape `(batch, hidden)`, *optional*): the teacher's.
     """
-    rows = teacher_probabilities.reshape(-1, teacher_probabilities.shape[-1]).float()
-    return {
-        "teacher_entropy": float(entropy(rows).mean()),
-        "teacher_batch_entropy": float(entropy(rows.mean(0))),
-        "distinct_prototypes": float(rows.argmax(-1).unique().numel()),
-        "student_rank": effective_rank(student_pooled),
-        "teacher_rank": effective_rank(teacher_pooled),
-        "student_cosine": mean_pairwise_cosine(student_pooled),
-        "teacher_cosine": mean_pairwise_cosine(teacher_pooled),
-    }
+    values = {}
+    if teacher_probabilities is not None:
+        rows = teacher_probabilities.reshape(-1, teacher_probabilities.shape[-1]).float()
+        values.update(teacher_entropy=float(entropy(rows).mean()), teacher_batch_entropy=float(entropy(rows.mean(0))),
+                      distinct_prototypes=float(rows.argmax(-1).unique().numel()))
+    values.update(student_rank=effective_rank(student_pooled), student_cosine=mean_pairwise_cosine(student_pooled))
+    if teacher_pooled is not None:
+        values.update(teacher_rank=effective_rank(teacher_pooled), teacher_cosine=mean_pairwise_cosine(teacher_pooled))
+    return {name: values[name] for name in MONITORS if name in values}
 
 
 def collapse_warnings(logs: dict[str, float], num_prototypes: int) -> list[str]:

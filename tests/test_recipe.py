@@ -25,7 +25,7 @@ RATE = 300
 
 def pooled_config(**overrides):
     values = dict(RECIPES["default"].config, num_prototypes=64, projection_hidden_size=32,
-                  projection_bottleneck_size=16)
+                  projection_bottleneck_size=16, distillation_loss_weight=1.0)
     values.update(overrides)
     return small_config(**values)
 
@@ -129,6 +129,23 @@ def test_pooled_target_trains_student_and_heads_never_the_teacher(batch):
     assert torch.count_nonzero(model.center) > 0  # the per-prototype centre moved in training
 
 
+def test_without_a_distillation_term_the_teacher_is_not_run_and_only_tracks_the_student(batch):
+    torch.manual_seed(0)
+    model = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0)).train()
+    assert model.student_head is None and model.teacher_head is None
+    out = model(**batch)
+    out.loss.backward()
+    assert out.teacher_probabilities is None and out.teacher_pooled is None and out.distillation_loss == 0
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert set(collapse_monitors(None, out.student_pooled, None)) == {"student_rank", "student_cosine"}
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    model.update_teacher(0.0)  # the EMA still runs: the exported encoder is the teacher
+    for s, t in zip(model.student.parameters(), model.teacher.parameters()):
+        assert torch.equal(s, t)
+
+
 def test_update_teacher_moves_the_projection_head_too(batch):
     torch.manual_seed(0)
     model = QualityFMForSelfDistillation(pooled_config())
@@ -172,6 +189,15 @@ def test_self_pairs_cover_exactly_the_windows_without_a_partner():
 
 
 # ---- the recipe end to end ----------------------------------------------------------------------------------------
+
+
+def test_default_recipe_without_distillation_logs_the_embedding_monitors(tmp_path):
+    config = small_config(**RECIPES["default"].config)
+    assert config.distillation_loss_weight == 0 and config.student_crop_min_seconds == 10
+    trainer = pretrain(RealPairs(), config, training_args(tmp_path, max_steps=2), export=False)
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2 and all("student_rank" in e and "teacher_entropy" not in e for e in logged)
+    assert all(np.isfinite(e["loss"]) and e["band_power_loss"] > 0 for e in logged)
 
 
 def test_default_recipe_logs_the_monitors_and_uses_adamw(tmp_path):
