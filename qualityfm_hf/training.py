@@ -562,7 +562,9 @@ def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:
         ("effective rank of pooled embeddings", ("student_rank", "teacher_rank")),
         ("mean pairwise cosine", ("student_cosine", "teacher_cosine")),
     ]
-    panels = [(title, names) for title, names in panels if any(name in entries[0] for name in names)]
+    # A term that is off (weight 0 in the recipe, e.g. KoLeo in the paper's) logs exactly 0: no panel for it.
+    panels = [(title, names) for title, names in panels
+              if any(entry.get(name, 0) != 0 for entry in entries for name in names)]
     columns = 3
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(13, 3.2 * rows), layout="constrained")
