@@ -189,8 +189,11 @@ def write_report(output_dir: Path, summary: dict, table: str) -> Path:
     first, last = (losses[0], losses[-1]) if losses else ({}, {})
     from .training import LOSS_COMPONENTS
 
-    components = ("loss",) + LOSS_COMPONENTS + ("teacher_entropy", "distinct_prototypes", "student_rank")
-    loss_rows = [[name, first.get(name, float("nan")), last.get(name, float("nan"))] for name in components]
+    components = ("loss",) + LOSS_COMPONENTS + ("teacher_entropy", "distinct_prototypes", "student_rank", "student_cosine")
+    # Only what the run logged and used: a term that is off logs exactly 0, and the teacher monitors exist only
+    # with a distillation term (the default recipe has none).
+    loss_rows = [[name, first[name], last[name]] for name in components
+                 if name in first and name in last and any(row.get(name, 0) != 0 for row in losses)]
     records = summary["finetune"]["pretrained"].get("records_per_split")
     lines = [
         "# QualityFM quickstart report",
@@ -216,8 +219,8 @@ def write_report(output_dir: Path, summary: dict, table: str) -> Path:
         "",
         "A short demonstration of the default recipe on these records; the encoder the VT head is fine-tuned from "
         f"is the shipped `{PRETRAINED_MODEL}` (its model card says how it was trained and what it scores). Besides "
-        "the losses, the collapse monitors: a teacher entropy near 0 or near log K, a single distinct prototype or "
-        "an effective rank near 1 would mean collapse.",
+        "the losses, the collapse monitor: an effective rank of the pooled embeddings near 1 (of at most the batch "
+        "size) would mean collapse.",
         "",
         markdown_table(["component", "first logged", "last logged"], loss_rows),
         "",

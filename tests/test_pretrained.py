@@ -1,0 +1,57 @@
+"""The encoder shipped in the package: `pretrained_path`, `pretrained-base` everywhere `--model` is taken."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModel
+
+import qualityfm_hf
+from qualityfm_hf import QualityFMConfig, QualityFMModel
+from qualityfm_hf.cli.main import main
+from qualityfm_hf.pretrained import resolve_model
+from qualityfm_hf.quickstart import BUNDLED_RECORDS
+
+
+def test_pretrained_base_loads_with_automodel_and_is_the_base_encoder():
+    path = qualityfm_hf.pretrained_path("base")
+    encoder = AutoModel.from_pretrained(path)
+    assert type(encoder) is QualityFMModel
+    assert sum(p.numel() for p in encoder.parameters()) == 4_255_005
+    assert (path / "preprocessor_config.json").is_file() and (path / "model.safetensors").is_file()
+    # Trained weights, not a fresh initialisation.
+    torch.manual_seed(0)
+    fresh = QualityFMModel(QualityFMConfig.from_preset("base"))
+    trained, initial = dict(encoder.named_parameters()), dict(fresh.named_parameters())
+    for name in ("encoder.temporal_conv.convs.0.weight", "encoder.temporal_conv.norms.2.weight"):
+        assert not torch.allclose(trained[name], initial[name]), name
+
+
+def test_pretrained_base_model_card_names_data_licence_recipe_and_results():
+    card = (qualityfm_hf.pretrained_path("base") / "README.md").read_text()
+    for needle in ("ODC-By", "PhysioNet", "Clifford", "default recipe", "random initialisation", "AUROC",
+                   "not a medical device"):
+        assert needle in card, needle
+    config = json.loads((qualityfm_hf.pretrained_path("base") / "config.json").read_text())
+    assert config["architectures"] == ["QualityFMModel"] and config["student_crop_min_seconds"] == 10
+
+
+def test_model_names_resolve_and_unknown_sizes_say_what_exists(tmp_path):
+    assert resolve_model("pretrained-base") == str(qualityfm_hf.pretrained_path("base"))
+    assert resolve_model("base") == "base" and resolve_model(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(ValueError, match=r"choose one of \['base'\]"):
+        resolve_model("pretrained-huge")
+
+
+def test_embed_cli_accepts_pretrained_base(tmp_path):
+    out = tmp_path / "vt.parquet"
+    code = main(["embed", "--model", "pretrained-base", "--task", "vt-false-alarm", "--data", str(BUNDLED_RECORDS),
+                 "--output", str(out), "--no-progress"])
+    assert code == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 12 and set(frame["label"]) == {0.0, 1.0}
+    embeddings = np.stack(frame["embedding"].to_numpy())
+    assert embeddings.shape == (12, 512) and np.isfinite(embeddings).all()
+    assert np.linalg.matrix_rank(embeddings) > 6  # twelve different alarms, not one collapsed vector
