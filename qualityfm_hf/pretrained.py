@@ -1,4 +1,4 @@
-"""Encoders pretrained by this project and shipped inside the package (`qualityfm_hf/pretrained/<size>/`).
+"""Encoders pretrained by this project and shipped inside the package (`qualityfm_hf/weights/<size>/`).
 
 `pretrained_path("base")` is the folder; every `--model` option of the CLI also takes its name, `pretrained-base`.
 How the encoder was trained, on what data and how it compares with random initialisation is in its README.md (the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).parent / "weights"
 PRETRAINED_SIZES = ("base",)
 NAME_PREFIX = "pretrained-"
 

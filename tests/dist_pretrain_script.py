@@ -1,6 +1,9 @@
 """Two-process pretraining smoke run for tests/test_distributed.py (`torchrun --nproc_per_node 2`, gloo on CPU).
 
-Usage: torchrun --nproc_per_node 2 tests/dist_pretrain_script.py OUTPUT_DIR
+Usage: torchrun --nproc_per_node 2 tests/dist_pretrain_script.py OUTPUT_DIR [RECIPE]
+
+RECIPE "paper" (default) trains the small config as it is (the paper's token-level distillation); "default" applies
+the default recipe's config (no distillation term, band-power head, student crops, modality dropout).
 
 Trains a few steps of the small config on real v100s pairs through `qualityfm_hf.training.pretrain`, then every rank
 computes a float64 checksum of its student, teacher and centre; rank 0 writes them with the world size and the
@@ -18,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pretrain_helpers import RealPairs, small_config
 
-from qualityfm_hf.training import default_training_arguments, pretrain
+from qualityfm_hf.training import RECIPES, default_training_arguments, pretrain
 
 
 def checksums(model) -> dict[str, float]:
@@ -26,18 +29,20 @@ def checksums(model) -> dict[str, float]:
         return sum(float(t.double().abs().sum() + t.double().sum()) for t in tensors)
 
     return {
-        "student": total(model.student.parameters()),
+        "student": total(p for module in model.student_modules() for p in module.parameters()),
+        "band_power_head": total(model.band_power_head.parameters()) if model.band_power_head is not None else 0.0,
         "teacher": total(model.teacher.parameters()),
         "center": total([model.center]),
     }
 
 
-def main(output_dir: str) -> None:
+def main(output_dir: str, recipe: str = "paper") -> None:
     args = default_training_arguments(
         output_dir, max_steps=3, per_device_train_batch_size=2, logging_steps=1, save_strategy="no", use_cpu=True,
         seed=0, disable_tqdm=True,
     )
-    trainer = pretrain(RealPairs(), small_config(), args)
+    config = small_config() if recipe == "paper" else small_config(**RECIPES[recipe].config)
+    trainer = pretrain(RealPairs(with_channel_mask=True), config, args, recipe=recipe)
     model = trainer.model
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, {"rank": dist.get_rank(), **checksums(model)})
@@ -58,4 +63,4 @@ def main(output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
