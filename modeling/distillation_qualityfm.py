@@ -132,19 +132,16 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         # Without a distillation term (weight 0) there is no head to train and the teacher only tracks the student
         # (its EMA is still what `export_teacher_encoder` gives).
         self.distills = config.distillation_loss_weight > 0
-        if config.distillation_target == "pooled" and self.distills:
+        pooled = config.distillation_target == "pooled"
+        self.student_head = self.teacher_head = None
+        if pooled and self.distills:
             self.student_head = QualityFMProjectionHead(config)
             self.teacher_head = copy.deepcopy(self.student_head)
             self.teacher_head.requires_grad_(False)
-            # One centre entry per prototype (DINO), initialised to 0.
-            self.register_buffer("center", torch.zeros(1, config.num_prototypes))
-        elif config.distillation_target == "pooled":
-            self.student_head = self.teacher_head = None
-            self.register_buffer("center", torch.zeros(1, config.num_prototypes))
-        else:
-            self.student_head = self.teacher_head = None
-            # c of §3.1: per token (the mean runs over the batch only), initialised to 0.
-            self.register_buffer("center", torch.zeros(1, config.segment_tokens, config.hidden_size))
+        # c of §3.1, initialised to 0: one entry per prototype for the pooled target (DINO), per token and feature
+        # for the paper's token target (the mean runs over the batch only).
+        center_shape = (1, config.num_prototypes) if pooled else (1, config.segment_tokens, config.hidden_size)
+        self.register_buffer("center", torch.zeros(center_shape))
         # Student only: its output is a prediction, not a target, so the teacher needs no copy.
         self.band_power_head = (
             nn.Linear(config.hidden_size, config.num_channels * config.num_band_powers)

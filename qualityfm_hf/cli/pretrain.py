@@ -50,7 +50,8 @@ def pretrain_command_parser(subparsers):
                         help="Reconstruct |FFT| (paper recipe), |FFT|² (paper wording) or the log-power envelope "
                              "(default recipe).")
     parser.add_argument("--modality_dropout", type=float, default=None,
-                        help="Probability of dropping one student modality per pair (beyond the paper; default 0).")
+                        help="Probability of dropping one student modality per pair (beyond the paper; the "
+                             "default recipe uses 0.2, the paper recipe 0).")
     parser.add_argument("--set", dest="config_overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="Override one QualityFMConfig field on top of the recipe (repeatable), e.g. "
                         "--set koleo_loss_weight=0 --set num_prototypes=1024. VALUE is read as JSON, else as text.")
