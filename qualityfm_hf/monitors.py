@@ -9,6 +9,8 @@ and the mean pairwise cosine rises to 1 when they all point the same way. Pure f
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 MONITORS = (
@@ -80,9 +82,9 @@ def collapse_warnings(logs: dict[str, float], num_prototypes: int) -> list[str]:
     found = []
     if logs.get("distinct_prototypes", 2.0) < MIN_DISTINCT_PROTOTYPES:
         found.append("every window has the same argmax prototype (one dimension dominates the teacher)")
-    if logs.get("teacher_entropy", 0.0) > UNIFORM_FRACTION * float(torch.log(torch.tensor(float(num_prototypes)))):
-        found.append(f"the teacher is near uniform (entropy {logs['teacher_entropy']:.3f} of log K "
-                     f"{float(torch.log(torch.tensor(float(num_prototypes)))):.3f})")
+    log_k = math.log(num_prototypes)
+    if logs.get("teacher_entropy", 0.0) > UNIFORM_FRACTION * log_k:
+        found.append(f"the teacher is near uniform (entropy {logs['teacher_entropy']:.3f} of log K {log_k:.3f})")
     if "teacher_batch_entropy" in logs and "teacher_entropy" in logs:
         gap = logs["teacher_batch_entropy"] - logs["teacher_entropy"]
         if gap < MIN_ENTROPY_GAP:
