@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .evaluation import grouped_bootstrap
 from .finetuning import (
     build_task_dataset,
     checkpoint_task,
@@ -403,27 +404,6 @@ def fold_predictions(X, y, groups, train, test, problem: str, seed: int) -> tupl
 # Scores
 
 
-def grouped_bootstrap_ci(metric_fn, groups, truth: np.ndarray, pred: np.ndarray, n_resamples: int = 1000,
-                         seed: int = 0) -> tuple[float, float, float]:
-    """`(point, low, high)`: percentile 95% interval resampling whole records, so a record's windows move together.
-    Resamples where the metric is undefined (AUROC of one class) are skipped; NaN bounds when all are."""
-    names, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(len(names))]
-    point = float(metric_fn(truth, pred))
-    rng = np.random.default_rng(seed)
-    values = np.full(n_resamples, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        for i in range(n_resamples):
-            rows = np.concatenate([members[j] for j in rng.integers(0, len(names), len(names))])
-            values[i] = metric_fn(truth[rows], pred[rows])
-    defined = values[np.isfinite(values)]
-    if not defined.size:
-        return point, float("nan"), float("nan")
-    low, high = np.quantile(defined, [0.025, 0.975])
-    return point, float(low), float(high)
-
-
 def mean_absolute_error(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(truth - pred)))
 
@@ -437,7 +417,7 @@ def summarise(metric: str, metric_fn, truth, scores, groups, n_bootstrap: int, s
         per_repeat = [float(metric_fn(truth, s)) for s in scores]
     averaged = scores.mean(0)
     if n_bootstrap:
-        point, low, high = grouped_bootstrap_ci(metric_fn, groups, truth, averaged, n_bootstrap, seed)
+        point, low, high = grouped_bootstrap(metric_fn, groups, truth, averaged, n_bootstrap, seed)
         ci95 = [low, high]
     else:
         point, ci95 = float(metric_fn(truth, averaged)), None
@@ -598,7 +578,6 @@ __all__ = [
     "embed_task",
     "embed_windows",
     "embedding_matrix",
-    "grouped_bootstrap_ci",
     "load_encoder",
     "probe_embeddings",
     "probe_frame",
