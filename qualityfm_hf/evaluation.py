@@ -33,17 +33,52 @@ REGRESSION_CI_METRICS = {
 }
 
 
+def crop_starts(length: int, crop: int, hop: int) -> list[int]:
+    """Starts of `crop`-sample crops every `hop` samples over `length` real samples, the last flush with the end, so
+    every sample is covered; one start (0) when the window is no longer than a crop."""
+    if length <= crop:
+        return [0]
+    starts = list(range(0, length - crop + 1, hop))
+    return starts if starts[-1] == length - crop else [*starts, length - crop]
+
+
+def window_crops(item: dict, crop: int | None, hop: int | None = None) -> list[dict]:
+    """Model inputs of one window, or of its overlapping `crop`-sample crops (half-overlapping by default)."""
+    inputs = {k: item[k] for k in ("input_values", "attention_mask", "channel_mask")}
+    length = int(np.asarray(item["attention_mask"]).sum())
+    if not crop or length <= crop:
+        return [inputs]
+    return [{"input_values": inputs["input_values"][:, s:s + crop],
+             "attention_mask": np.ones(crop, dtype=np.int64), "channel_mask": inputs["channel_mask"]}
+            for s in crop_starts(length, crop, hop or crop // 2)]
+
+
+def inference_crop_samples(config) -> int | None:
+    """`config.crop_seconds` (set by fine-tuning with random crops) in samples, None when the model sees whole
+    windows."""
+    seconds = getattr(config, "crop_seconds", None)
+    return int(round(seconds * config.sampling_rate)) if seconds else None
+
+
 def predict_features(model, features: list[dict], batch_size: int = 32) -> np.ndarray:
     """Model outputs for `extract_features` rows: `(n,)` probability of class 1 (binary), `(n, k)` class
-    probabilities (multi-class) or `(n, 2)` [SBP, DBP] mmHg (regression)."""
+    probabilities (multi-class) or `(n, 2)` [SBP, DBP] mmHg (regression).
+
+    A model fine-tuned on random crops (`config.crop_seconds`) scores each window as the mean over half-overlapping
+    crops of that length (test-time averaging), so it sees inputs like those it was trained on."""
     import torch
 
     model.eval()
+    crop = inference_crop_samples(model.config)
+    crops, owner = [], []
+    for i, item in enumerate(features):
+        pieces = window_crops(item, crop)
+        crops.extend(pieces)
+        owner.extend([i] * len(pieces))
     outputs = []
     with torch.no_grad():
-        for start in range(0, len(features), batch_size):
-            batch = collate([{k: f[k] for k in ("input_values", "attention_mask", "channel_mask")}
-                             for f in features[start:start + batch_size]])
+        for start in range(0, len(crops), batch_size):
+            batch = collate(crops[start:start + batch_size])
             batch = {k: v.to(model.device) for k, v in batch.items()}
             logits = model(**batch).logits.float().cpu()
             if getattr(model.config, "problem_type", None) == "regression":
@@ -52,7 +87,13 @@ def predict_features(model, features: list[dict], batch_size: int = 32) -> np.nd
                 outputs.append(torch.sigmoid(logits[:, 0]).numpy())
             else:
                 outputs.append(torch.softmax(logits, -1).numpy())
-    return np.concatenate(outputs) if outputs else np.zeros(0)
+    if not outputs:
+        return np.zeros(0)
+    scores = np.concatenate(outputs)
+    if crop is None:
+        return scores
+    owner = np.asarray(owner)
+    return np.stack([scores[owner == i].mean(0) for i in range(len(features))])
 
 
 def per_record(features: list[dict], scores: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -256,21 +297,67 @@ def _is_repo_id(model) -> bool:
     return isinstance(model, str) and model.count("/") == 1 and not Path(model).exists()
 
 
+def cross_validation_table(task: str, cv: dict) -> tuple[str, str, dict]:
+    """Markdown table of the model and the baselines over the same folds, its description, and the headline metrics
+    (pooled out-of-fold, first repeat) for the card's machine-readable results."""
+    regression = get_task(task).PROBLEM == "regression"
+    names = ("sbp_mae", "dbp_mae", "sbp_mase", "dbp_mase") if regression else ("auroc", "auprc")
+
+    def cell(summary: dict, name: str) -> str:
+        stats = summary["over_folds"].get(name)
+        return "n/a" if not stats or not np.isfinite(stats["mean"]) else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
+
+    header = "| method | " + " | ".join(f"{n} (mean ± sd over folds)" for n in names) + " | pooled out-of-fold |"
+    rows = [header, "|---" * (len(names) + 2) + "|"]
+    for method, summary in cv.items():
+        if not isinstance(summary, dict) or "over_folds" not in summary:
+            continue
+        pooled = summary["pooled_oof"][0]
+        if regression:
+            extra = (f"SBP MAE {pooled['sbp_mae']:.2f} mmHg, MASE {pooled.get('sbp_mase', float('nan')):.3f}; "
+                     f"DBP MAE {pooled['dbp_mae']:.2f}, MASE {pooled.get('dbp_mase', float('nan')):.3f}")
+        else:
+            low, high = pooled.get("auroc_ci95", [float("nan")] * 2)
+            extra = f"AUROC {pooled['auroc']:.3f} (95% CI {low:.3f}–{high:.3f})"
+        label = "QualityFM (this recipe)" if method == "model" else method.replace("baseline:", "baseline: ")
+        rows.append(f"| {label} | " + " | ".join(cell(summary, n) for n in names) + f" | {extra} |")
+    description = (
+        f"{cv['repeats']} × {cv['folds']}-fold cross-validation by record on {cv['records']} records "
+        f"({cv['windows']} windows), stratified by class. In each fold the model is fine-tuned on the other folds "
+        f"(with {int(100 * cv['inner_validation_fraction'])}% of their records held out for early stopping) and "
+        "scored on records it never saw; the transparent baselines (`qualityfm_hf.baselines`) are fitted and scored "
+        "on the same folds and windows. Metrics are per " + ("window" if regression else "record (mean over its "
+        "windows)") + ". The released model was then trained once more on all records; its own performance on new "
+        "data is estimated by, not equal to, these figures.")
+    headline = {k: v for k, v in cv["model"]["pooled_oof"][0].items() if isinstance(v, float)}
+    return "\n".join(rows), description, headline
+
+
 def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, repo_id: str | None = None) -> Path:
     """Fill `model_cards/finetuned_template.md` (via `tasks.model_card`) and write it as `README.md`."""
     from .tasks.model_card import eval_results_from_metrics, format_metrics_table, render_model_card
 
     module = get_task(task)
-    test = metrics["test"]
     regression = module.PROBLEM == "regression"
-    headline = {name: tuple(test["ci95"][name]) for name in module.HEADLINE_METRICS if name in test.get("ci95", {})}
-    others = ("sbp_me", "sbp_sd", "dbp_me", "dbp_sd", "sbp_mase", "dbp_mase") if regression else (
-        "accuracy", "sensitivity", "specificity", "ppv", "auprc")
-    table = format_metrics_table(headline) + "\n\nOther test metrics (point estimates): " + ", ".join(
-        f"{k} {test[k]:.3f}" for k in others if isinstance(test.get(k), float))
+    if "cross_validation" in metrics:
+        table, evaluation, test = cross_validation_table(task, metrics["cross_validation"])
+    else:
+        test = metrics["test"]
+        headline = {name: tuple(test["ci95"][name]) for name in module.HEADLINE_METRICS
+                    if name in test.get("ci95", {})}
+        others = ("sbp_me", "sbp_sd", "dbp_me", "dbp_sd", "sbp_mase", "dbp_mase") if regression else (
+            "accuracy", "sensitivity", "specificity", "ppv", "auprc")
+        table = format_metrics_table(headline) + "\n\nOther test metrics (point estimates): " + ", ".join(
+            f"{k} {test[k]:.3f}" for k in others if isinstance(test.get(k), float))
+        records = metrics.get("records_per_split") or {}
+        evaluation = (f"Held-out test split ({records.get('test', '?')} records, "
+                      f"{metrics.get('windows_per_split', {}).get('test', '?')} windows) never used for training, "
+                      "early stopping or the threshold. Metrics are computed per "
+                      + ("window" if regression else "record") + ".")
     window = (metrics.get("dataset_options") or {}).get("window_seconds", module.DEFAULT_WINDOW_SECONDS)
     model_name = f"QualityFM {module.NAME}"
     records = metrics.get("records_per_split") or {}
+    INNER_VALIDATION = metrics.get("cross_validation", {}).get("inner_validation_fraction", 0.15)
     threshold = metrics.get("decision_threshold")
     fields = {
         **{k: v for k, v in module.CARD.items() if k not in ("task_tag",)},
@@ -286,20 +373,22 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
         "head_class": module.HEAD_CLASS,
         "auto_class": "AutoModelForSequenceClassification",
         "split_description": f"by record (never by window), seeded (seed {metrics.get('seed')}): "
-        + ", ".join(f"{n} {s}" for s, n in records.items()) + " records.",
+        + (", ".join(f"{n} {s}" for s, n in records.items()) + " records." if records else
+           f"{metrics.get('cross_validation', {}).get('records', '?')} records in cross-validation; the released "
+           f"model is trained on all of them ({int(100 * (1 - INNER_VALIDATION))}%) with {int(100 * INNER_VALIDATION)}% "
+           "held out for early stopping."),
         "window_seconds": window,
         "window_samples": int(round(float(window) * config.sampling_rate)) if window else "variable",
         "normalisation": "joint min-max to [-1, 1] over both present channels per window (QualityFMFeatureExtractor "
         "defaults, as in pretraining).",
-        "evaluation_description": f"Held-out test split ({records.get('test', '?')} records, "
-        f"{metrics.get('windows_per_split', {}).get('test', '?')} windows) never used for training, early stopping or "
-        "the threshold. Metrics are computed per " + ("window" if regression else "record") + ".",
+        "evaluation_description": evaluation,
         "results_table": table,
         "ci_unit": "records",
         "n_resamples": metrics.get("n_bootstrap", 1000),
         "threshold_description": "not applicable (regression)." if regression else
-        f"{threshold:.4f}, chosen on the validation split by maximising {module.THRESHOLD_CRITERION} and stored "
-        "as `config.decision_threshold`.",
+        f"{threshold:.4f}, chosen on the " + ("pooled out-of-fold predictions of the cross-validation"
+                                              if "cross_validation" in metrics else "validation split")
+        + f" by maximising {module.THRESHOLD_CRITERION} and stored as `config.decision_threshold`.",
         "repo_id": repo_id or "ORG/NAME",
         "revision": "main",
         "citation": "Guo Z, Chen T, Ferrario M. QualityFM: a Multimodal Physiological Signal Foundation Model with "
@@ -322,6 +411,7 @@ __all__ = [
     "per_record",
     "plot_results",
     "predict_features",
+    "window_crops",
     "predict_records",
     "write_model_card",
 ]

@@ -8,6 +8,7 @@ The CLI (`qualityfm finetune`) is a thin layer over `finetune`. Evaluation, pred
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
@@ -159,17 +160,27 @@ def extract_features(dataset, feature_extractor) -> tuple[list[dict], Counter]:
 
 
 class WindowDataset:
-    """A map-style dataset over `extract_features` output for the Trainer (`__getitem__` -> model inputs)."""
+    """A map-style dataset over `extract_features` output for the Trainer (`__getitem__` -> model inputs).
 
-    def __init__(self, features: list[dict], regression: bool):
-        self.features, self.regression = features, regression
+    With `crop_samples`, each item is a random crop of that many real samples of its window (a new crop every epoch),
+    so a few records give many different inputs; shorter windows are returned whole."""
+
+    def __init__(self, features: list[dict], regression: bool, crop_samples: int | None = None, seed: int = 0):
+        self.features, self.regression, self.crop_samples = features, regression, crop_samples
+        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, index: int) -> dict:
         item = self.features[index]
-        return {k: item[k] for k in ("input_values", "attention_mask", "channel_mask", "labels")}
+        out = {k: item[k] for k in ("input_values", "attention_mask", "channel_mask", "labels")}
+        length = int(np.asarray(item["attention_mask"]).sum())
+        if self.crop_samples and length > self.crop_samples:
+            start = int(self.rng.integers(0, length - self.crop_samples + 1))
+            out["input_values"] = item["input_values"][:, start:start + self.crop_samples]
+            out["attention_mask"] = np.ones(self.crop_samples, dtype=np.int64)
+        return out
 
 
 def collate(batch: list[dict]) -> dict:
@@ -226,6 +237,81 @@ def training_arguments(output_dir: str | Path, **overrides):
     return TrainingArguments(output_dir=str(output_dir), **{**DEFAULT_TRAINING_ARGS, **overrides})
 
 
+def window_auroc(eval_prediction) -> dict:
+    """`compute_metrics` for binary heads: validation AUROC over windows (NaN when validation has one class), so
+    early stopping follows discrimination rather than the loss, which a few confident errors dominate."""
+    from .tasks.metrics.classification import auroc
+
+    logits = np.asarray(eval_prediction.predictions, dtype=np.float64).reshape(len(eval_prediction.label_ids), -1)
+    labels = np.asarray(eval_prediction.label_ids).reshape(len(logits), -1)[:, 0]
+    if labels.min() == labels.max():
+        return {"auroc": float("nan")}
+    from scipy.special import expit, softmax
+
+    probs = expit(logits[:, 0]) if logits.shape[1] == 1 else softmax(logits, axis=1)[:, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"auroc": auroc((labels == 1).astype(int), probs)}
+
+
+def train_head(task: str, model: str, train: list[dict], validation: list[dict], training_args, *,
+               pooling: str | None = None, freeze_backbone: bool = False, early_stopping_patience: int = 3,
+               crop_seconds: float | None = None):
+    """Fine-tune a task head on `train` windows with early stopping on `validation` windows.
+
+    The best checkpoint is chosen by validation AUROC for binary tasks when validation holds both classes (the
+    loss otherwise). With `crop_seconds`, training sees a random crop of each window every epoch, validation the
+    half-overlapping crops, and `config.crop_seconds` makes prediction average over crops.
+    Returns `(model in eval mode, info)` with the steps, epochs and best validation value.
+    """
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+
+    from .evaluation import window_crops
+
+    set_seed(training_args.seed)
+    module = get_task(task)
+    regression = module.PROBLEM == "regression"
+    if not validation:
+        # Too few records to hold any out (tiny data sets): train for the whole schedule, nothing to stop on.
+        warnings.warn(f"{task}: no validation records; training for the full schedule without early stopping.",
+                      stacklevel=2)
+        training_args = dataclasses.replace(training_args, eval_strategy="no", save_strategy="no",
+                                            load_best_model_at_end=False)
+    labels = {float(np.asarray(f["labels"]).reshape(-1)[0]) for f in validation}
+    by_auroc = not regression and training_args.metric_for_best_model == "auroc" and len(labels) > 1
+    if not regression and training_args.metric_for_best_model == "auroc" and not by_auroc:
+        training_args.metric_for_best_model, training_args.greater_is_better = "loss", False
+    overrides = task_config_overrides(task, train, pooling)
+    crop = None
+    if crop_seconds:
+        # Whole tokens (500 samples at 300 Hz), so a crop never ends in a padded token.
+        crop = max(500, int(round(crop_seconds * 300 / 500)) * 500)
+        overrides["crop_seconds"] = crop / 300
+        validation = [{**piece, "labels": f["labels"]} for f in validation for piece in window_crops(f, crop)]
+    net = load_model(task, model, **overrides)
+    if freeze_backbone:
+        net.freeze_backbone()
+    trainer = Trainer(
+        model=net,
+        args=training_args,
+        train_dataset=WindowDataset(train, regression, crop_samples=crop, seed=training_args.seed),
+        eval_dataset=WindowDataset(validation, regression) if validation else None,
+        data_collator=collate,
+        compute_metrics=window_auroc if by_auroc else None,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)] if validation else [],
+    )
+    result = trainer.train()
+    net = trainer.model
+    net.eval()
+    best_step = None
+    if trainer.state.best_model_checkpoint:
+        best_step = int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+    info = {"global_step": result.global_step, "training_loss": result.training_loss, "epochs": trainer.state.epoch,
+            "best_metric": training_args.metric_for_best_model, "best_validation_value": trainer.state.best_metric,
+            "best_step": best_step, "freeze_backbone": freeze_backbone}
+    return net, info
+
+
 def finetune(
     task: str,
     data_dir: str | Path,
@@ -240,6 +326,7 @@ def finetune(
     early_stopping_patience: int = 3,
     n_bootstrap: int = 1000,
     keep_checkpoints: bool = False,
+    crop_seconds: float | None = None,
 ) -> dict:
     """Fine-tune `model` on `task` with the data in `data_dir`; returns the metrics written to `metrics.json`.
 
@@ -251,14 +338,11 @@ def finetune(
         dataset_options: passed to the task's `build_dataset` (e.g. `window_seconds`).
         freeze_backbone: train the head only (linear probe).
     """
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
-
     from .evaluation import evaluate_features, write_model_card
 
     module = get_task(task)
     output_dir = Path(output_dir)
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
-    set_seed(training_args.seed)
     dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
     feature_extractor = load_feature_extractor(model)
     features, rejected = extract_features(dataset, feature_extractor)
@@ -269,21 +353,10 @@ def finetune(
             f"{task}: the record-level split left {empty} empty ({ {s: len(r) for s, r in by_split.items()} } windows); "
             "use more records (each class needs at least 3 records) or other split fractions."
         )
-    net = load_model(task, model, **task_config_overrides(task, by_split["train"], pooling))
-    if freeze_backbone:
-        net.freeze_backbone()
     regression = module.PROBLEM == "regression"
-    trainer = Trainer(
-        model=net,
-        args=training_args,
-        train_dataset=WindowDataset(by_split["train"], regression),
-        eval_dataset=WindowDataset(by_split["validation"], regression),
-        data_collator=collate,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)],
-    )
-    train_result = trainer.train()
-    net = trainer.model
-    net.eval()
+    net, train_info = train_head(task, model, by_split["train"], by_split["validation"], training_args,
+                                 pooling=pooling, freeze_backbone=freeze_backbone,
+                                 early_stopping_patience=early_stopping_patience, crop_seconds=crop_seconds)
 
     metadata = dataset_metadata(dataset)
     validation = evaluate_features(task, net, by_split["validation"], n_bootstrap=0, choose_threshold=True)
@@ -301,9 +374,7 @@ def finetune(
         "skipped_records": metadata.get("skipped_records"),
         "skipped_windows": metadata.get("skipped_windows"),
         "feature_extractor_notes": dict(rejected),
-        "train": {"global_step": train_result.global_step, "training_loss": train_result.training_loss,
-                  "epochs": trainer.state.epoch, "best_validation_loss": trainer.state.best_metric,
-                  "freeze_backbone": freeze_backbone},
+        "train": train_info,
         "validation": validation,
         "test": test,
         "decision_threshold": None if regression else net.config.decision_threshold,
@@ -335,5 +406,7 @@ __all__ = [
     "load_feature_extractor",
     "load_model",
     "task_config_overrides",
+    "train_head",
     "training_arguments",
+    "window_auroc",
 ]

@@ -37,7 +37,7 @@ def af_model(backbone, tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
-                   str(output), *FAST])
+                   str(output), "--cv", "0", *FAST])
     assert rc == 0
     return output
 
@@ -83,7 +83,7 @@ def test_finetune_abp_with_frozen_backbone_reports_mmhg_metrics(backbone, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["finetune", "--task", "abp", "--data", str(BUNDLED_VT), "--model", str(backbone), "--output",
-                   str(tmp_path), "--freeze-backbone", *FAST])
+                   str(tmp_path), "--freeze-backbone", "--cv", "0", *FAST])
     assert rc == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     test = metrics["test"]
@@ -107,7 +107,7 @@ def test_finetune_reports_an_unusable_split_in_one_line(backbone, tmp_path, caps
             (data / f"{name}{suffix}").write_bytes((AF_2017 / f"{name}{suffix}").read_bytes())
     (data / "REFERENCE.csv").write_text("A00009,A\nA00002,N\n")
     assert main(["finetune", "--task", "af", "--data", str(data), "--model", str(backbone), "--output",
-                 str(tmp_path / "out"), *FAST]) == 1
+                 str(tmp_path / "out"), "--cv", "0", *FAST]) == 1
     assert "left ['validation', 'test'] empty" in capsys.readouterr().err
 
 

@@ -32,6 +32,16 @@ def finetune_command_parser(subparsers):
     parser.add_argument("--early-stopping-patience", type=int, default=3)
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95%% CIs.")
     parser.add_argument("--keep-checkpoints", action="store_true", help="Keep OUTPUT/checkpoints (Trainer states).")
+    parser.add_argument("--cv", type=int, default=None, metavar="K",
+                        help="Record-level K-fold cross-validation of this recipe and of the transparent baselines "
+                        "on the same folds, then the final model on all records (default 5, fewer when a class has "
+                        "fewer records). 0: one 70/15/15 train/validation/test split instead.")
+    parser.add_argument("--repeats", type=int, default=1, help="Cross-validation repeats, each with new folds.")
+    parser.add_argument("--no-final", action="store_true", help="With --cv: report the cross-validation only.")
+    parser.add_argument("--no-baselines", action="store_true", help="With --cv: skip the transparent baselines.")
+    parser.add_argument("--crop-seconds", type=float, default=None,
+                        help="Train on a random crop of this length of each window and average predictions over "
+                        "half-overlapping crops (default: whole windows).")
     parser.set_defaults(func=finetune_command, accepts_training_arguments=True)
     return parser
 
@@ -51,15 +61,41 @@ def finetune_command(args) -> int:
 
     training_args = parse_training_arguments(getattr(args, "extra", []), args.output)
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
+    if args.cv is not None and (args.cv < 0 or args.cv == 1) or args.repeats < 1:
+        raise QualityFMCLIError(f"--cv must be 0 (one hold-out split) or at least 2 folds, and --repeats at least 1; "
+                                f"got --cv {args.cv} --repeats {args.repeats}.")
+    if args.cv != 0:
+        return _finetune_cv(args, training_args, options)
     try:
         metrics = finetune(
             args.task, args.data, args.model, args.output, training_args,
             dataset_options=options, seed=args.split_seed, pooling=args.pooling,
             freeze_backbone=args.freeze_backbone, early_stopping_patience=args.early_stopping_patience,
-            n_bootstrap=args.n_bootstrap, keep_checkpoints=args.keep_checkpoints,
+            n_bootstrap=args.n_bootstrap, keep_checkpoints=args.keep_checkpoints, crop_seconds=args.crop_seconds,
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
     print(json.dumps({"output": args.output, "test": metrics["test"],
                       "decision_threshold": metrics["decision_threshold"]}, indent=2, default=float))
+    return 0
+
+
+def _finetune_cv(args, training_args, options) -> int:
+    from ..finetune_cv import finetune_cv
+
+    try:
+        metrics = finetune_cv(
+            args.task, args.data, args.model, args.output, training_args, cv=args.cv, repeats=args.repeats,
+            seed=args.split_seed, dataset_options=options, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
+            early_stopping_patience=args.early_stopping_patience, crop_seconds=args.crop_seconds,
+            baselines=not args.no_baselines, final=not args.no_final, n_bootstrap=args.n_bootstrap,
+            keep_checkpoints=args.keep_checkpoints,
+        )
+    except (ValueError, FileNotFoundError, OSError) as err:
+        raise QualityFMCLIError(str(err)) from None
+    cv = metrics["cross_validation"]
+    summary = {method: {"over_folds": {k: v for k, v in r["over_folds"].items()}, "pooled_oof": r["pooled_oof"]}
+               for method, r in cv.items() if isinstance(r, dict) and "over_folds" in r}
+    print(json.dumps({"output": args.output, "cross_validation": summary,
+                      "decision_threshold": metrics.get("decision_threshold")}, indent=2, default=float))
     return 0
