@@ -164,7 +164,8 @@ def test_bad_settings_raise(kwargs, message):
 
 def test_unknown_normalization_lists_options():
     with pytest.raises(
-        ValueError, match=r"'robust'.*\['minmax_joint', 'minmax_channel', 'zscore_channel', 'none'\]"
+        ValueError,
+        match=r"'robust'.*\['minmax_joint', 'minmax_channel', 'zscore_channel', 'robust_channel', 'none'\]",
     ):
         QualityFMFeatureExtractor(normalization="robust")
 
@@ -399,3 +400,40 @@ def test_auto_feature_extractor_loads_remote_code_without_the_package(tmp_path, 
     module, seconds, shape, mask = result.stdout.strip().splitlines()[-1].split("|")
     assert module.startswith("transformers_modules.") and module.endswith("feature_extraction_qualityfm")
     assert (seconds, shape, mask) == ("10.0", "(3, 2, 3000)", "[[0, 1], [0, 1], [0, 1]]")
+
+
+def test_bandpass_removes_baseline_wander_and_keeps_the_rhythm():
+    seconds = 30
+    t = np.arange(seconds * FS) / FS
+    clean = {"PPG": sine(seconds, FS, 1.2), "ECG_II": sine(seconds, FS, 5.0, amplitude=0.5)}
+    drift = 40.0 + 3.0 * np.sin(2 * np.pi * 0.05 * t)  # offset + 20-s baseline wander, far below 0.5 Hz
+    wandering = {k: v + drift for k, v in clean.items()}
+    fe = QualityFMFeatureExtractor(bandpass=True, normalization="robust_channel")
+    a = fe(clean, sampling_rate=FS)["input_values"][0]
+    b = fe(wandering, sampling_rate=FS)["input_values"][0]
+    core = slice(3 * FS, -3 * FS)  # away from the filter's edge response
+    assert np.abs(a[:, core] - b[:, core]).max() < 0.05
+    # Without the filter the drift dominates the scaled window.
+    c = QualityFMFeatureExtractor(normalization="robust_channel")(wandering, sampling_rate=FS)["input_values"][0]
+    assert np.abs(a[:, core] - c[:, core]).max() > 0.5
+
+
+def test_robust_scaling_is_not_squashed_by_one_artefact():
+    signal = pair(30)
+    spiky = {k: v.copy() for k, v in signal.items()}
+    spiky["ECG_II"][4000] = 1e4  # one saturated sample
+    robust = QualityFMFeatureExtractor(normalization="robust_channel")(spiky, sampling_rate=FS)["input_values"][0]
+    minmax = QualityFMFeatureExtractor(normalization="minmax_channel")(spiky, sampling_rate=FS)["input_values"][0]
+    assert np.ptp(np.delete(robust[1], 4000)) > 1.5  # the sine keeps its full scale
+    assert np.ptp(np.delete(minmax[1], 4000)) < 0.01  # min-max squashes it flat
+    assert np.abs(robust).max() <= 4.0 + 1e-6
+
+
+def test_bandpass_still_rejects_a_flat_channel_and_round_trips(tmp_path):
+    fe = QualityFMFeatureExtractor(bandpass=True, normalization="robust_channel")
+    with pytest.raises(ValueError, match="ECG_II flat"):
+        fe({"PPG": sine(30, FS), "ECG_II": np.full(30 * FS, 0.7)}, sampling_rate=FS)
+    fe.save_pretrained(tmp_path)
+    loaded = QualityFMFeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.bandpass is True and loaded.normalization == "robust_channel"
+    assert QualityFMFeatureExtractor.from_pretrained(tmp_path).to_dict()["bandpass"] is True

@@ -33,7 +33,12 @@ CHANNEL_ALIASES = {
     "PPG": ("ppg", "pleth", "plethysmogram", "ppg_finger"),
     "ECG_II": ("ecg_ii", "ii", "ecg ii", "ecg-ii", "ecgii", "lead ii", "lead_ii"),
 }
-NORMALIZATIONS = ("minmax_joint", "minmax_channel", "zscore_channel", "none")
+NORMALIZATIONS = ("minmax_joint", "minmax_channel", "zscore_channel", "robust_channel", "none")
+# Pass bands of `bandpass=True` (Hz): PPG pulse waves sit below 8 Hz, the ECG's QRS energy below 40 Hz; 0.5 Hz
+# removes baseline wander and respiration drift in both.
+BANDPASS_HZ = {"PPG": (0.5, 8.0), "ECG_II": (0.5, 40.0)}
+# `robust_channel` clips at this many half-ranges so one artefact cannot dominate the window.
+ROBUST_CLIP = 4.0
 _UNSET = object()  # lets `segment_seconds=None` (whole signal) be told apart from "not given"
 
 
@@ -78,6 +83,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         max_nan_fraction: float = 0.2,
         max_gap_seconds: float | None = 1.0,
         pad_to_multiple_of: int | None = 500,
+        bandpass: bool = False,
         **kwargs,
     ):
         super().__init__(
@@ -108,6 +114,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         self.max_nan_fraction = max_nan_fraction
         self.max_gap_seconds = max_gap_seconds
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.bandpass = bool(bandpass)
 
     def __call__(
         self,
@@ -157,6 +164,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             values, missing, present = self._resample(
                 channels, self._parse_rates(rate, channels, index), index
             )
+            scaled = self._bandpass(values, present) if self.bandpass else values
             for window, start in enumerate(self._window_starts(values.shape[1], seconds)):
                 stop = start + (values.shape[1] if seconds is None else round(seconds * self.sampling_rate))
                 stop = min(stop, values.shape[1])
@@ -164,7 +172,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                 problem = self._window_problem(x, gone, present)
                 start_s = start / self.sampling_rate
                 if problem is None:
-                    kept.append((self._normalize(x, present), present, index, start_s))
+                    kept.append((self._normalize(scaled[:, start:stop], present), present, index, start_s))
                 else:
                     rejected.append((index, window, start_s, problem))
 
@@ -402,6 +410,20 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                 return f"{name} flat: constant value {real[0]:.6g}"
         return None
 
+    def _bandpass(self, values: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Each present channel band-passed over the whole signal (window edges would ring if filtered per window)."""
+        from scipy.signal import butter, sosfiltfilt
+
+        out = values.copy()
+        for row in np.flatnonzero(present):
+            low, high = BANDPASS_HZ.get(self.channel_names[row], (0.5, 40.0))
+            sos = butter(2, [low, min(high, 0.45 * self.sampling_rate)], btype="bandpass", fs=self.sampling_rate,
+                         output="sos")
+            # filtfilt needs a signal longer than its padding; a very short signal is kept unfiltered.
+            if values.shape[1] > 3 * (2 * sos.shape[0] + 1):
+                out[row] = sosfiltfilt(sos, values[row])
+        return out
+
     def _normalize(self, x: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Scales one unpadded window `(2, t)`; absent channels stay exactly zero and never enter the statistics."""
         out = np.zeros_like(x)
@@ -415,6 +437,10 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             out[rows] = 2.0 * (data - low) / (high - low) - 1.0
         elif self.normalization == "zscore_channel":
             out[rows] = (data - data.mean(axis=1, keepdims=True)) / data.std(axis=1, keepdims=True)
+        elif self.normalization == "robust_channel":
+            low, mid, high = np.percentile(data, [1.0, 50.0, 99.0], axis=1, keepdims=True)
+            half_range = np.maximum((high - low) / 2.0, 1e-12 * np.maximum(1.0, np.abs(data).max()))
+            out[rows] = np.clip((data - mid) / half_range, -ROBUST_CLIP, ROBUST_CLIP)
         elif self.normalization == "none":
             out[rows] = data
         else:
@@ -448,4 +474,4 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature({**data, **extra}, tensor_type=return_tensors, skip_tensor_conversion=set(extra))
 
 
-__all__ = ["CHANNEL_ALIASES", "NORMALIZATIONS", "QualityFMFeatureExtractor", "QualityFMWarning"]
+__all__ = ["BANDPASS_HZ", "CHANNEL_ALIASES", "NORMALIZATIONS", "QualityFMFeatureExtractor", "QualityFMWarning"]
