@@ -23,7 +23,9 @@ from .finetuning import (
     build_task_dataset,
     extract_features,
     get_task,
+    DEFAULT_EARLY_STOPPING_PATIENCE,
     load_feature_extractor,
+    task_recipe,
     train_head,
     training_arguments,
 )
@@ -33,7 +35,7 @@ from .tasks.metrics import classification_metrics
 
 
 def model_method(task: str, model: str, training_args, *, pooling=None, freeze_backbone=False,
-                 early_stopping_patience=3, crop_seconds=None, seed=0) -> crossval.FitPredict:
+                 early_stopping_patience=DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds=None, seed=0) -> crossval.FitPredict:
     """Fine-tuning as a cross-validation method: inner split -> `train_head` -> scores of the test windows."""
     regression = get_task(task).PROBLEM == "regression"
 
@@ -92,7 +94,8 @@ def default_folds(strata: list | None) -> int:
 
 def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | Path, training_args=None, *,
                 cv: int | None = None, repeats: int = 1, seed: int = 0, dataset_options: dict | None = None,
-                pooling: str | None = None, freeze_backbone: bool = False, early_stopping_patience: int = 3,
+                pooling: str | None = None, freeze_backbone: bool = False,
+                early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE,
                 crop_seconds: float | None = None, feature_extractor_options: dict | None = None, baselines: bool = True, final: bool = True, n_bootstrap: int = 1000,
                 keep_checkpoints: bool = False, quiet: bool = False) -> dict:
     """Cross-validate, compare with the baselines, train the final model; returns what `metrics.json` holds.
@@ -104,9 +107,9 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     say = (lambda _: None) if quiet else _say
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
     dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
-    feature_extractor = load_feature_extractor(model)
-    for key, value in (feature_extractor_options or {}).items():
-        setattr(feature_extractor, key, value)
+    recipe = task_recipe(task, crop_seconds, feature_extractor_options)
+    crop_seconds = recipe["crop_seconds"]
+    feature_extractor = load_feature_extractor(model, **recipe["feature_extractor"])
     features, rejected = extract_features(dataset, feature_extractor)
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")
@@ -138,6 +141,12 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
                              "inner_validation_fraction": crossval.INNER_VALIDATION_FRACTION, **report},
         "skipped_records": dataset_metadata(dataset).get("skipped_records"),
         "feature_extractor_notes": dict(rejected), "dataset_options": dataset_options or {},
+        "recipe": {"crop_seconds": crop_seconds, "feature_extractor": recipe["feature_extractor"],
+                   "early_stopping_patience": early_stopping_patience, "pooling": pooling,
+                   "freeze_backbone": freeze_backbone,
+                   "training_arguments": {k: getattr(training_args, k) for k in (
+                       "num_train_epochs", "learning_rate", "lr_scheduler_type", "warmup_steps",
+                       "per_device_train_batch_size", "weight_decay", "metric_for_best_model", "seed")}},
         "n_bootstrap": n_bootstrap,
     }
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -28,25 +28,38 @@ from .tasks.common import dataset_metadata
 TASKS: dict[str, ModuleType] = {"vt-false-alarm": vt_false_alarm, "af": af, "abp": abp}
 HEAD_TO_TASK = {module.HEAD_CLASS: name for name, module in TASKS.items()}
 
-# Trainer defaults for `finetune`; anything the caller passes wins. Early stopping needs per-epoch eval + save and
-# `load_best_model_at_end`; "loss" is always defined on validation, where AUROC can be undefined on tiny splits.
+# Trainer defaults for `finetune`; anything the caller passes wins. A short warm-up and a cosine decay over up to 30
+# epochs, with early stopping on validation AUROC (binary tasks; the loss for ABP), patience 8 epochs: 5 epochs at one
+# lr stopped on the loss of a few validation records was the old default (benchmarks/CLINICAL.md compares them).
 DEFAULT_TRAINING_ARGS = dict(
-    num_train_epochs=5,
+    num_train_epochs=30,
     per_device_train_batch_size=16,
     per_device_eval_batch_size=32,
     learning_rate=1e-4,
     weight_decay=0.005,
+    warmup_steps=0.1,  # a fraction of the steps (transformers 5 merged warmup_ratio into warmup_steps)
+    lr_scheduler_type="cosine",
     eval_strategy="epoch",
     save_strategy="epoch",
     load_best_model_at_end=True,
-    metric_for_best_model="loss",
-    greater_is_better=False,
+    metric_for_best_model="auroc",
+    greater_is_better=True,
     save_total_limit=1,
     logging_steps=10,
     report_to="none",
     dataloader_num_workers=0,
     remove_unused_columns=False,
 )
+DEFAULT_EARLY_STOPPING_PATIENCE = 8
+
+# Per-task parts of the default recipe, chosen by cross-validation on the shared records (benchmarks/CLINICAL.md):
+# `crop_seconds` trains on random crops and averages over crops at inference; `feature_extractor` options are saved
+# in the fine-tuned model's preprocessor_config.json, so evaluation and prediction prepare inputs the same way.
+TASK_RECIPES = {
+    "vt-false-alarm": dict(crop_seconds=None, feature_extractor={}),
+    "af": dict(crop_seconds=None, feature_extractor={}),
+    "abp": dict(crop_seconds=None, feature_extractor={}),
+}
 
 
 def get_task(task: str) -> ModuleType:
@@ -98,14 +111,28 @@ def load_model(task: str, model: str, **config_overrides):
     return cls.from_pretrained(model, config=config)
 
 
-def load_feature_extractor(model: str):
-    """The checkpoint's saved feature extractor, or the pretraining default for presets and bare backbones."""
+def load_feature_extractor(model: str, **options):
+    """The checkpoint's saved feature extractor, or the pretraining default for presets and bare backbones; `options`
+    (e.g. `bandpass=True`, `normalization="robust_channel"`) are set on it and saved with the fine-tuned model."""
     from .feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     model = resolve_model(model)
     if model not in PRESETS and (Path(model) / "preprocessor_config.json").is_file():
-        return QualityFMFeatureExtractor.from_pretrained(model)
-    return QualityFMFeatureExtractor()
+        extractor = QualityFMFeatureExtractor.from_pretrained(model)
+    else:
+        extractor = QualityFMFeatureExtractor()
+    if options:
+        # Through the constructor, so bad values raise the extractor's own one-line errors.
+        extractor = QualityFMFeatureExtractor(**{**extractor.to_dict(), **options})
+    return extractor
+
+
+def task_recipe(task: str, crop_seconds: float | None = None, feature_extractor: dict | None = None) -> dict:
+    """`TASK_RECIPES[task]` with the caller's choices on top: `crop_seconds=0` turns crops off; `feature_extractor`
+    options update the task's."""
+    recipe = TASK_RECIPES[get_task(task).NAME]
+    crop = recipe["crop_seconds"] if crop_seconds is None else (crop_seconds or None)
+    return {"crop_seconds": crop, "feature_extractor": {**recipe["feature_extractor"], **(feature_extractor or {})}}
 
 
 def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_rate: float) -> tuple[dict | None, str]:
@@ -255,8 +282,8 @@ def window_auroc(eval_prediction) -> dict:
 
 
 def train_head(task: str, model: str, train: list[dict], validation: list[dict], training_args, *,
-               pooling: str | None = None, freeze_backbone: bool = False, early_stopping_patience: int = 3,
-               crop_seconds: float | None = None):
+               pooling: str | None = None, freeze_backbone: bool = False,
+               early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds: float | None = None):
     """Fine-tune a task head on `train` windows with early stopping on `validation` windows.
 
     The best checkpoint is chosen by validation AUROC for binary tasks when validation holds both classes (the
@@ -279,7 +306,7 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
                                             load_best_model_at_end=False)
     labels = {float(np.asarray(f["labels"]).reshape(-1)[0]) for f in validation}
     by_auroc = not regression and training_args.metric_for_best_model == "auroc" and len(labels) > 1
-    if not regression and training_args.metric_for_best_model == "auroc" and not by_auroc:
+    if training_args.metric_for_best_model == "auroc" and not by_auroc:  # regression, or one validation class
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False
     overrides = task_config_overrides(task, train, pooling)
     crop = None
@@ -323,10 +350,11 @@ def finetune(
     seed: int = 0,
     pooling: str | None = None,
     freeze_backbone: bool = False,
-    early_stopping_patience: int = 3,
+    early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE,
     n_bootstrap: int = 1000,
     keep_checkpoints: bool = False,
     crop_seconds: float | None = None,
+    feature_extractor_options: dict | None = None,
 ) -> dict:
     """Fine-tune `model` on `task` with the data in `data_dir`; returns the metrics written to `metrics.json`.
 
@@ -337,14 +365,17 @@ def finetune(
             `output_dir=<output_dir>/checkpoints`.
         dataset_options: passed to the task's `build_dataset` (e.g. `window_seconds`).
         freeze_backbone: train the head only (linear probe).
+        crop_seconds / feature_extractor_options: on top of the task's `TASK_RECIPES` entry (`crop_seconds=0`: none).
     """
     from .evaluation import evaluate_features, write_model_card
+
+    recipe = task_recipe(task, crop_seconds, feature_extractor_options)
 
     module = get_task(task)
     output_dir = Path(output_dir)
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
     dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
-    feature_extractor = load_feature_extractor(model)
+    feature_extractor = load_feature_extractor(model, **recipe["feature_extractor"])
     features, rejected = extract_features(dataset, feature_extractor)
     by_split = {s: [f for f in features if f["split"] == s] for s in ("train", "validation", "test")}
     empty = [s for s, rows in by_split.items() if not rows]
@@ -356,7 +387,8 @@ def finetune(
     regression = module.PROBLEM == "regression"
     net, train_info = train_head(task, model, by_split["train"], by_split["validation"], training_args,
                                  pooling=pooling, freeze_backbone=freeze_backbone,
-                                 early_stopping_patience=early_stopping_patience, crop_seconds=crop_seconds)
+                                 early_stopping_patience=early_stopping_patience,
+                                 crop_seconds=recipe["crop_seconds"])
 
     metadata = dataset_metadata(dataset)
     validation = evaluate_features(task, net, by_split["validation"], n_bootstrap=0, choose_threshold=True)
@@ -393,8 +425,10 @@ def finetune(
 
 
 __all__ = [
+    "DEFAULT_EARLY_STOPPING_PATIENCE",
     "DEFAULT_TRAINING_ARGS",
     "TASKS",
+    "TASK_RECIPES",
     "WindowDataset",
     "build_task_dataset",
     "checkpoint_task",
@@ -406,6 +440,7 @@ __all__ = [
     "load_feature_extractor",
     "load_model",
     "task_config_overrides",
+    "task_recipe",
     "train_head",
     "training_arguments",
     "window_auroc",

@@ -153,3 +153,31 @@ def test_default_folds_shrink_to_the_smallest_class():
     assert default_folds([1] * 30 + [0] * 50) == 5
     assert default_folds([1] + [0] * 50) == 2  # record_folds then refuses with a clear message
     assert default_folds(None) == 5
+
+
+def test_recipe_options_are_saved_with_the_model_and_used_by_evaluate(backbone, tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
+                     str(tmp_path), "--cv", "0", "--bandpass", "--normalization", "robust_channel",
+                     "--crop-seconds", "5", *FAST]) == 0
+    extractor = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert extractor["bandpass"] is True and extractor["normalization"] == "robust_channel"
+    assert json.loads((tmp_path / "config.json").read_text())["crop_seconds"] == 5.0
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "af", "--model", str(tmp_path), "--data", str(AF_2017), "--json",
+                 "--n-bootstrap", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 8
+
+
+def test_test_time_crops_cover_the_window_and_average():
+    from qualityfm_hf.evaluation import crop_starts, window_crops
+
+    assert crop_starts(3000, 1500, 750) == [0, 750, 1500]
+    assert crop_starts(3100, 1500, 750) == [0, 750, 1500, 1600]  # the last crop ends flush with the window
+    assert crop_starts(1000, 1500, 750) == [0]
+    item = {"input_values": np.arange(2 * 3500, dtype=np.float32).reshape(2, 3500),
+            "attention_mask": np.r_[np.ones(3100), np.zeros(400)].astype(np.int64), "channel_mask": np.ones(2)}
+    crops = window_crops(item, 1500)
+    assert len(crops) == 4 and all(c["input_values"].shape == (2, 1500) for c in crops)
+    assert crops[-1]["input_values"][0, -1] == 3099  # never reaches into the padding

@@ -6,6 +6,7 @@ Options this command does not know are parsed as `transformers.TrainingArguments
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from .errors import QualityFMCLIError
@@ -29,7 +30,8 @@ def finetune_command_parser(subparsers):
     parser.add_argument("--split-seed", type=int, default=0, help="Seed of the record-level train/validation/test split.")
     parser.add_argument("--pooling", choices=("mean", "first", "max"), default=None)
     parser.add_argument("--freeze-backbone", action="store_true", help="Linear probe: train the head only.")
-    parser.add_argument("--early-stopping-patience", type=int, default=3)
+    parser.add_argument("--early-stopping-patience", type=int, default=8,
+                        help="Epochs without a better validation AUROC (loss for abp) before stopping.")
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95%% CIs.")
     parser.add_argument("--keep-checkpoints", action="store_true", help="Keep OUTPUT/checkpoints (Trainer states).")
     parser.add_argument("--cv", type=int, default=None, metavar="K",
@@ -41,7 +43,13 @@ def finetune_command_parser(subparsers):
     parser.add_argument("--no-baselines", action="store_true", help="With --cv: skip the transparent baselines.")
     parser.add_argument("--crop-seconds", type=float, default=None,
                         help="Train on a random crop of this length of each window and average predictions over "
-                        "half-overlapping crops (default: whole windows).")
+                        "half-overlapping crops; 0 for whole windows (default: the task's recipe, see "
+                        "finetuning.TASK_RECIPES).")
+    parser.add_argument("--bandpass", action=argparse.BooleanOptionalAction, default=None,
+                        help="Band-pass PPG 0.5-8 Hz and ECG 0.5-40 Hz before scaling (default: the task's recipe).")
+    parser.add_argument("--normalization", default=None,
+                        choices=("minmax_joint", "minmax_channel", "zscore_channel", "robust_channel"),
+                        help="Per-window scaling (default: the task's recipe).")
     parser.set_defaults(func=finetune_command, accepts_training_arguments=True)
     return parser
 
@@ -66,18 +74,24 @@ def finetune_command(args) -> int:
                                 f"got --cv {args.cv} --repeats {args.repeats}.")
     if args.cv != 0:
         return _finetune_cv(args, training_args, options)
+    extractor_options = _extractor_options(args)
     try:
         metrics = finetune(
             args.task, args.data, args.model, args.output, training_args,
             dataset_options=options, seed=args.split_seed, pooling=args.pooling,
             freeze_backbone=args.freeze_backbone, early_stopping_patience=args.early_stopping_patience,
             n_bootstrap=args.n_bootstrap, keep_checkpoints=args.keep_checkpoints, crop_seconds=args.crop_seconds,
+            feature_extractor_options=extractor_options,
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
     print(json.dumps({"output": args.output, "test": metrics["test"],
                       "decision_threshold": metrics["decision_threshold"]}, indent=2, default=float))
     return 0
+
+
+def _extractor_options(args) -> dict:
+    return {k: v for k, v in (("bandpass", args.bandpass), ("normalization", args.normalization)) if v is not None}
 
 
 def _finetune_cv(args, training_args, options) -> int:
@@ -88,7 +102,7 @@ def _finetune_cv(args, training_args, options) -> int:
             args.task, args.data, args.model, args.output, training_args, cv=args.cv, repeats=args.repeats,
             seed=args.split_seed, dataset_options=options, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
             early_stopping_patience=args.early_stopping_patience, crop_seconds=args.crop_seconds,
-            baselines=not args.no_baselines, final=not args.no_final, n_bootstrap=args.n_bootstrap,
+            feature_extractor_options=_extractor_options(args), baselines=not args.no_baselines, final=not args.no_final, n_bootstrap=args.n_bootstrap,
             keep_checkpoints=args.keep_checkpoints,
         )
     except (ValueError, FileNotFoundError, OSError) as err:
