@@ -20,10 +20,10 @@ import numpy as np
 from . import crossval
 from .evaluation import predict_features, write_model_card
 from .finetuning import (
+    DEFAULT_EARLY_STOPPING_PATIENCE,
     build_task_dataset,
     extract_features,
     get_task,
-    DEFAULT_EARLY_STOPPING_PATIENCE,
     load_feature_extractor,
     task_recipe,
     train_head,

@@ -1,0 +1,103 @@
+"""Cross-validated fine-tuning recipes and transparent baselines on the same record-level folds (CLINICAL.md).
+
+Each `--variant NAME` is a fine-tuning recipe (see VARIANTS); every variant runs on the same folds (`--seed` fixes
+them), and one JSON line per variant is appended to `--output`, so an interrupted benchmark keeps what it finished.
+
+    python benchmarks/clinical_cv.py --task af --data ../shared/data/physionet2017_af --model pretrained-base \
+        --variant cli-default --variant long --folds 5 --repeats 1 --seed 1000 --output results.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+# name -> (TrainingArguments overrides, finetune_cv options); "cli-default" is whatever `qualityfm finetune` uses.
+VARIANTS = {
+    "cli-default": ({}, {}),
+    "old-default": (dict(num_train_epochs=5, learning_rate=1e-4, metric_for_best_model="loss", greater_is_better=False,
+                         warmup_steps=0, lr_scheduler_type="linear"), dict(crop_seconds=None, early_stopping_patience=3)),
+    "long": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
+                  metric_for_best_model="auroc", greater_is_better=True), dict(early_stopping_patience=8)),
+    "long-crop10": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
+                         metric_for_best_model="auroc", greater_is_better=True),
+                    dict(early_stopping_patience=8, crop_seconds=10.0)),
+    "long-crop6.7": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
+                          metric_for_best_model="auroc", greater_is_better=True),
+                     dict(early_stopping_patience=8, crop_seconds=6.67)),
+    "long-crop10-bandpass-robust": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1,
+                                         lr_scheduler_type="cosine", metric_for_best_model="auroc",
+                                         greater_is_better=True),
+                                    dict(early_stopping_patience=8, crop_seconds=10.0,
+                                         feature_extractor_options=dict(bandpass=True,
+                                                                        normalization="robust_channel"))),
+    "long-bandpass-robust": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
+                                  metric_for_best_model="auroc", greater_is_better=True),
+                             dict(early_stopping_patience=8,
+                                  feature_extractor_options=dict(bandpass=True, normalization="robust_channel"))),
+    "long-bandpass-robust-max": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1,
+                                      lr_scheduler_type="cosine", metric_for_best_model="auroc",
+                                      greater_is_better=True),
+                                 dict(early_stopping_patience=8, pooling="max",
+                                      feature_extractor_options=dict(bandpass=True, normalization="robust_channel"))),
+    "long-lr3e-4-bandpass-robust": (dict(num_train_epochs=30, learning_rate=3e-4, warmup_steps=0.1,
+                                         lr_scheduler_type="cosine", metric_for_best_model="auroc",
+                                         greater_is_better=True),
+                                    dict(early_stopping_patience=8,
+                                         feature_extractor_options=dict(bandpass=True,
+                                                                        normalization="robust_channel"))),
+    "long-crop10-bandpass-robust-lr3e-4": (dict(num_train_epochs=30, learning_rate=3e-4, warmup_steps=0.1,
+                                                lr_scheduler_type="cosine", metric_for_best_model="auroc",
+                                                greater_is_better=True),
+                                           dict(early_stopping_patience=8, crop_seconds=10.0,
+                                                feature_extractor_options=dict(bandpass=True,
+                                                                               normalization="robust_channel"))),
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", default="pretrained-base")
+    parser.add_argument("--variant", action="append", required=True, choices=sorted(VARIANTS))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+
+    from qualityfm_hf.finetune_cv import finetune_cv
+    from qualityfm_hf.finetuning import training_arguments
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(args.variant):
+        overrides, options = VARIANTS[name]
+        started = time.time()
+        with tempfile.TemporaryDirectory(prefix="qfm-cv-") as workdir:
+            training_args = training_arguments(Path(workdir) / "checkpoints", seed=args.seed,
+                                               disable_tqdm=True, **overrides)
+            metrics = finetune_cv(args.task, args.data, args.model, workdir, training_args, cv=args.folds,
+                                  repeats=args.repeats, seed=args.seed, final=False, n_bootstrap=1000,
+                                  baselines=args.baselines and i == 0, quiet=True, **options)
+        cv = metrics["cross_validation"]
+        row = {"task": args.task, "model": args.model, "variant": name, "folds": args.folds, "repeats": args.repeats,
+               "seed": args.seed, "records": cv["records"], "seconds": round(time.time() - started, 1),
+               "training_args": overrides, "options": options,
+               **{method: {"over_folds": r["over_folds"], "pooled_oof": r["pooled_oof"],
+                           "fold_epochs": [f.get("epochs") for f in r["folds"]]}
+                  for method, r in cv.items() if isinstance(r, dict) and "over_folds" in r}}
+        print(json.dumps({"variant": name, **{m: v["over_folds"] for m, v in row.items() if isinstance(v, dict)
+                                              and "over_folds" in v}}, default=float), flush=True)
+        with open(args.output, "a") as handle:
+            handle.write(json.dumps(row, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
