@@ -297,6 +297,32 @@ def _is_repo_id(model) -> bool:
     return isinstance(model, str) and model.count("/") == 1 and not Path(model).exists()
 
 
+NORMALISATION_TEXT = {
+    "minmax_joint": "joint min-max to [-1, 1] over both present channels per window (as in pretraining)",
+    "minmax_channel": "min-max to [-1, 1] per channel and window",
+    "zscore_channel": "zero mean and unit variance per channel and window",
+    "robust_channel": "per channel and window, the median subtracted, divided by half the 1st-99th percentile "
+    "range and clipped at ±4",
+    "none": "none (physical units)",
+}
+
+
+def preprocessing_description(output_dir: str | Path, config) -> str:
+    """The card's normalisation line, from the feature extractor saved next to the model."""
+    import json
+
+    path = Path(output_dir) / "preprocessor_config.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    text = NORMALISATION_TEXT.get(saved.get("normalization", "minmax_joint"), str(saved.get("normalization")))
+    if saved.get("bandpass"):
+        text = "band-pass (PPG 0.5-8 Hz, ECG 0.5-40 Hz, zero-phase Butterworth order 2), then " + text
+    crop = getattr(config, "crop_seconds", None)
+    if crop:
+        text += (f"; trained on random {crop:g}-s crops, and each window is scored as the mean over half-overlapping "
+                 f"{crop:g}-s crops")
+    return text + " (`preprocessor_config.json`; the feature extractor applies it)."
+
+
 def cross_validation_table(task: str, cv: dict) -> tuple[str, str, dict]:
     """Markdown table of the model and the baselines over the same folds, its description, and the headline metrics
     (pooled out-of-fold, first repeat) for the card's machine-readable results."""
@@ -379,8 +405,7 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
            "held out for early stopping."),
         "window_seconds": window,
         "window_samples": int(round(float(window) * config.sampling_rate)) if window else "variable",
-        "normalisation": "joint min-max to [-1, 1] over both present channels per window (QualityFMFeatureExtractor "
-        "defaults, as in pretraining).",
+        "normalisation": preprocessing_description(output_dir, config),
         "evaluation_description": evaluation,
         "results_table": table,
         "ci_unit": "records",

@@ -164,6 +164,8 @@ def test_recipe_options_are_saved_with_the_model_and_used_by_evaluate(backbone, 
     extractor = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert extractor["bandpass"] is True and extractor["normalization"] == "robust_channel"
     assert json.loads((tmp_path / "config.json").read_text())["crop_seconds"] == 5.0
+    card = (tmp_path / "README.md").read_text()
+    assert "band-pass (PPG 0.5-8 Hz" in card and "random 5-s crops" in card
     capsys.readouterr()
     assert main(["evaluate", "--task", "af", "--model", str(tmp_path), "--data", str(AF_2017), "--json",
                  "--n-bootstrap", "10"]) == 0
