@@ -5,12 +5,14 @@
 3. pretraining: a base model is self-distilled for a bounded number of steps with the default recipe (a short
    demonstration: the losses and collapse monitors are in the report);
 4. fine-tuning: the VT false-alarm head, from the shipped pretrained encoder (`pretrained-base`, pretrained far
-   longer on more records, see benchmarks/PRETRAINING.md) and from scratch, on the same record split;
-5. evaluation: metrics of both on the held-out records;
+   longer on more records, see benchmarks/PRETRAINING.md) and from scratch, cross-validated by record on the same
+   folds as the transparent baseline (`qualityfm_hf.baselines`), then trained on all records;
+5. evaluation: out-of-fold metrics of both and of the baselines;
 6. a report directory with `report.md`, PNG figures and the saved models (loadable with `AutoModel`).
 
 The defaults use the 12 PhysioNet 2015 records bundled in `qualityfm_hf/data/physionet2015_vt`. With so few records
-the held-out split holds a handful of alarms: the numbers show the pipeline works, they are not a benchmark.
+every fold tests two or three alarms: the numbers show the pipeline works, they are not a benchmark
+(benchmarks/CLINICAL.md is).
 """
 
 from __future__ import annotations
@@ -30,9 +32,6 @@ DEFAULT_STEPS = 120
 DEFAULT_BATCH_SIZE = 8
 # The encoder the VT head is fine-tuned from: the one shipped in the package, not the 120-step demonstration run.
 PRETRAINED_MODEL = "pretrained-base"
-# Records per stratum (true / false alarm) go 3 : 1 : 2 to train / validation / test, so the 12 bundled records hold
-# out 4 for testing (2 of each label) rather than the 2 that the default 70/15/15 split leaves.
-SPLIT_FRACTIONS = (0.5, 1 / 6, 1 / 3)
 
 
 def _say(message: str) -> None:
@@ -93,7 +92,8 @@ def run_quickstart(
     from transformers import AutoModel
 
     from .evaluation import plot_results  # noqa: F401  (imported early: fail before the long steps)
-    from .finetuning import finetune, training_arguments
+    from .finetune_cv import finetune_cv
+    from .finetuning import training_arguments
     from .pairs import build_pairs, load_pairs
     from .training import default_training_arguments, pretrain
 
@@ -140,22 +140,22 @@ def run_quickstart(
 
     results = {}
     for name, model in (("pretrained", PRETRAINED_MODEL), ("scratch", "base")):
-        _say(f"4-5/6 fine-tuning the VT false-alarm head from {name} weights and evaluating on held-out records")
+        _say(f"4-5/6 cross-validating the VT false-alarm head from {name} weights by record, then the final model")
         t0 = time.perf_counter()
         ft_args = training_arguments(output_dir / f"vt-{name}" / "checkpoints", seed=seed, use_cpu=use_cpu,
-                                     num_train_epochs=finetune_epochs)
-        results[name] = finetune(TASK, data_dir, model, output_dir / f"vt-{name}", ft_args, seed=seed,
-                                 dataset_options={"fractions": SPLIT_FRACTIONS}, n_bootstrap=n_bootstrap)
+                                     num_train_epochs=finetune_epochs, disable_tqdm=True)
+        # The baselines are fitted once, with the first model, on the same folds (they do not depend on it).
+        results[name] = finetune_cv(TASK, data_dir, model, output_dir / f"vt-{name}", ft_args, seed=seed,
+                                    n_bootstrap=n_bootstrap, baselines=name == "pretrained")
         timings[f"finetune_{name}_s"] = time.perf_counter() - t0
 
     curves = {}
-    for name, metrics in results.items():
-        predictions = metrics["test"].get("predictions", [])
-        if predictions:
-            curves[name] = (np.array([p["label"] for p in predictions]),
-                            np.array([p["probability"] for p in predictions]))
-    if curves:
-        plot_roc_curves(curves, output_dir / "roc.png", title="VT false-alarm detection, held-out records")
+    for name in results:
+        predictions = [p for p in json.loads((output_dir / f"vt-{name}" / "cv_predictions.json").read_text())
+                       if p["repeat"] == 0]
+        curves[name] = (np.array([p["label"] for p in predictions]),
+                        np.array([p["probability"] for p in predictions]))
+    plot_roc_curves(curves, output_dir / "roc.png", title="VT false-alarm detection, out-of-fold predictions")
 
     # The saved models must load with AutoModel: check it here rather than leave it to the reader.
     for directory in (encoder_dir, output_dir / "vt-pretrained", output_dir / "vt-scratch"):
@@ -173,14 +173,18 @@ def run_quickstart(
 
 
 def _metric_rows(results: dict) -> list[list]:
+    """One row per method of the cross-validation: the two initialisations, then the baselines (same folds)."""
     rows = []
     for name, metrics in results.items():
-        test = metrics["test"]
-        ci = test.get("ci95", {})
-        auroc = ci.get("auroc")
-        auroc_text = f"{test['auroc']:.3f} [{auroc[1]:.3f}, {auroc[2]:.3f}]" if auroc else f"{test.get('auroc', float('nan')):.3f}"
-        rows.append([name, test.get("n"), auroc_text, test.get("accuracy"), test.get("sensitivity"),
-                     test.get("specificity"), test.get("physionet_score"), test.get("threshold")])
+        cv = metrics["cross_validation"]
+        for method, result in cv.items():
+            if not isinstance(result, dict) or "over_folds" not in result:
+                continue
+            label = name if method == "model" else method.replace("baseline:", "baseline: ")
+            folds, pooled = result["over_folds"]["auroc"], result["pooled_oof"][0]
+            low, high = pooled.get("auroc_ci95", [float("nan")] * 2)
+            rows.append([label, pooled["records"], f"{folds['mean']:.3f} ± {folds['sd']:.3f} ({folds['n']} folds)",
+                         f"{pooled['auroc']:.3f} [{low:.3f}, {high:.3f}]", metrics.get("decision_threshold")])
     return rows
 
 
@@ -194,7 +198,7 @@ def write_report(output_dir: Path, summary: dict, table: str) -> Path:
     # with a distillation term (the default recipe has none).
     loss_rows = [[name, first[name], last[name]] for name in components
                  if name in first and name in last and any(row.get(name, 0) != 0 for row in losses)]
-    records = summary["finetune"]["pretrained"].get("records_per_split")
+    cv = summary["finetune"]["pretrained"]["cross_validation"]
     lines = [
         "# QualityFM quickstart report",
         "",
@@ -228,18 +232,22 @@ def write_report(output_dir: Path, summary: dict, table: str) -> Path:
         "",
         "![spectra](spectra.png)",
         "",
-        "## 4-5. VT false-alarm detection on held-out records",
+        "## 4-5. VT false-alarm detection, cross-validated by record",
         "",
-        f"Split by record (seeded), records per split: `{json.dumps(records)}`. The decision threshold is chosen on "
-        "the validation records only. AUROC with a bootstrap 95% CI over records.",
+        f"{cv['folds']}-fold cross-validation by record on {cv['records']} records, stratified by label. Each fold "
+        "fine-tunes on the other folds (15% of their records held out for early stopping) and scores records it "
+        "never saw; the transparent baselines are fitted and scored on the same folds. AUROC per fold, and pooled "
+        "over the out-of-fold predictions with a bootstrap 95% CI over records. The saved models are then trained "
+        "on all records; their threshold comes from the out-of-fold predictions.",
         "",
-        markdown_table(["initialisation", "test records", "AUROC [95% CI]", "accuracy", "sensitivity",
-                        "specificity", "PhysioNet score", "threshold"], _metric_rows(summary["finetune"])),
+        markdown_table(["method", "records", "AUROC over folds", "pooled out-of-fold AUROC [95% CI]",
+                        "threshold"], _metric_rows(summary["finetune"])),
         "",
         "![ROC](roc.png)",
         "",
-        "With a dozen records the held-out split is a handful of alarms, so these numbers carry wide intervals: they "
-        "show that the pipeline runs end to end on real data, not how well QualityFM detects false alarms.",
+        "With a dozen records each fold tests two or three alarms, so these numbers carry wide intervals: they "
+        "show that the pipeline runs end to end on real data, not how well QualityFM detects false alarms "
+        "(`benchmarks/CLINICAL.md` does that on 231 records).",
         "",
         "## Saved models",
         "",

@@ -34,19 +34,17 @@ def test_quickstart_tiny_run_writes_report_figures_and_loadable_models(tmp_path,
     for name in ("report.md", "quality_timeline.png", "spectra.png", "loss_curves.png", "roc.png", "summary.json"):
         assert (out / name).stat().st_size > 1000, name
     report = (out / "report.md").read_text()
-    assert "![ROC](roc.png)" in report and "| pretrained | 4 |" in report and "| scratch | 4 |" in report
+    assert "![ROC](roc.png)" in report
+    assert "| pretrained | 12 |" in report and "| scratch | 12 |" in report and "| baseline: logistic | 12 |" in report
     assert type(AutoModel.from_pretrained(out / "pretrain" / "encoder")) is QualityFMModel
     for name in ("vt-pretrained", "vt-scratch"):
         model = AutoModel.from_pretrained(out / name)
         assert type(model).__name__ == "QualityFMForVTFalseAlarm"
         assert (out / name / "README.md").exists()
         metrics = json.loads((out / name / "metrics.json").read_text())
-        assert metrics["records_per_split"]["test"] == 4
-        test_records = {p["record"] for p in metrics["test"]["predictions"]}
-        assert len(test_records) == 4
-        splits = json.loads((out / name / "splits.json").read_text())  # record -> split
-        assert {r for r, split in splits.items() if split == "test"} == test_records
-        assert sum(split == "train" for split in splits.values()) == 6
+        assert metrics["cross_validation"]["folds"] == 5 and metrics["cross_validation"]["records"] == 12
+        predictions = json.loads((out / name / "cv_predictions.json").read_text())
+        assert len(predictions) == len({p["record"] for p in predictions}) == 12  # each record once, out of fold
 
 
 def test_quickstart_cli_rejects_a_missing_data_dir(tmp_path, capsys):
