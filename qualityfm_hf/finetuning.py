@@ -138,8 +138,10 @@ def task_recipe(task: str, crop_seconds: float | None = None, feature_extractor:
 
 
 def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_rate: float) -> tuple[dict | None, str]:
-    """Feature-extract one task window `(2, T)`. When only the PPG is unusable (flat, missing) the window is kept with
-    the PPG masked, as for a record without PPG; returns `(features or None, note)` with the reason of any change."""
+    """Feature-extract one task window `(2, T)`. When one channel is unusable (flat, missing) and the other is fine,
+    the window is kept with that channel masked, as for a record without it: pretraining dropped whole channels
+    (modality dropout), and a disconnected lead is itself evidence (e.g. of a false alarm) that dropping the record
+    would hide. Returns `(features or None, note)` with the reason of any change."""
     names = feature_extractor.channel_names
     present = {name: signals[i] for i, name in enumerate(names) if channel_mask[i]}
     note = ""
@@ -151,11 +153,12 @@ def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_r
         except ValueError as err:
             message = str(err)
             reason = message.split("first: ", 1)[1].split(":")[0] if "first: " in message else "rejected"
-            if reason.startswith(names[0]) and len(present) > 1:
-                present.pop(names[0])  # retry with the PPG masked
-                note = f"{reason} -> PPG masked"
+            bad = next((name for name in names if reason.startswith(name)), None)
+            if bad is not None and bad in present and len(present) > 1 and not note:
+                present.pop(bad)  # retry with that channel masked
+                note = f"{reason} -> {bad.split('_')[0]} masked"
                 continue
-            return None, reason
+            return None, f"{note}; {reason}" if note else reason
     return None, note
 
 

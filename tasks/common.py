@@ -109,6 +109,43 @@ def channel_on_grid(recording, name: str | None, rate: float, length: int) -> tu
     return out, True
 
 
+MAX_MISSING_FRACTION = 0.2  # the feature extractor's default `max_nan_fraction`
+
+
+def usable_ecg_channel(recording, find_channel: ChannelFinder, start_seconds: float = 0.0,
+                       stop_seconds: float | None = None) -> str | None:
+    """Lead II when it is usable between `start_seconds` and `stop_seconds`, else the next ECG lead that is.
+
+    "Usable" means at most 20% missing samples and not flat, the feature extractor's rules, so a record whose lead II
+    is disconnected (all NaN) or flat at the moment that matters is read from another lead instead of being dropped.
+    Leads are tried in `find_channel`'s order; when none is usable the first is returned (and later rejected with
+    its reason). None when the record has no ECG.
+    """
+    view, first = recording, None
+    while (name := find_channel(view, "ECG")) is not None:
+        first = first or name
+        rate = float(recording.sampling_rates[name])
+        stop = None if stop_seconds is None else int(round(stop_seconds * rate))
+        window = np.asarray(recording.signals[name], dtype=np.float64)[int(round(start_seconds * rate)):stop]
+        finite = np.isfinite(window)
+        if window.size and finite.mean() >= 1.0 - MAX_MISSING_FRACTION and np.ptp(window[finite]) > 0:
+            return name
+        # The same recording without that lead, so `find_channel` offers the next one.
+        view = _Without(view, name)
+    return first
+
+
+class _Without:
+    """A read-only view of a recording without one channel (for `find_channel`, which looks at channel names)."""
+
+    def __init__(self, recording, channel: str):
+        self._recording = recording
+        self.signals = {k: v for k, v in recording.signals.items() if k != channel}
+
+    def __getattr__(self, name):
+        return getattr(self._recording, name)
+
+
 def window_starts(num_samples: int, window: int, hop: int | None = None) -> list[int]:
     """Non-overlapping (or `hop`-spaced) window starts; a signal shorter than one window gives one start (0)."""
     hop = hop or window
@@ -203,5 +240,6 @@ __all__ = [
     "make_dataset",
     "require_reader",
     "split_by_record",
+    "usable_ecg_channel",
     "window_starts",
 ]

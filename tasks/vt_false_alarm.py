@@ -23,6 +23,7 @@ from .common import (
     list_records,
     make_dataset,
     require_reader,
+    usable_ecg_channel,
 )
 
 NAME = "vt-false-alarm"
@@ -91,8 +92,9 @@ def record_windows(
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
     alarm_seconds: float = DEFAULT_ALARM_SECONDS,
 ) -> tuple[list[dict], str | None]:
-    """The window before the alarm as one row (without label), or `([], reason)` when the record cannot give it."""
-    ecg = find_channel(recording, "ECG")
+    """The window before the alarm as one row (without label), or `([], reason)` when the record cannot give it.
+    ECG: lead II, else the first ECG lead usable in that window (`tasks.common.usable_ecg_channel`)."""
+    ecg = usable_ecg_channel(recording, find_channel, alarm_seconds - window_seconds, alarm_seconds)
     if ecg is None:
         return [], "no_ecg_channel"
     rate = float(recording.sampling_rates[ecg])

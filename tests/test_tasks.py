@@ -163,3 +163,41 @@ def test_uci_mat_layout_with_all_nan_and_flush_cells(tmp_path):
 def test_builders_require_a_reader():
     with pytest.raises(ValueError, match="reader=qualityfm_hf.io.read_recording"):
         vt_false_alarm.build_dataset(BUNDLED_VT)
+
+
+def _recording(signals: dict, rate: float = 250.0):
+    from qualityfm_hf.io import Recording
+
+    return Recording(name="r", signals=signals, sampling_rates={k: rate for k in signals},
+                     units={k: "mV" for k in signals}, comments=[], source="")
+
+
+def test_vt_reads_the_next_ecg_lead_when_lead_ii_is_unusable_before_the_alarm():
+    from qualityfm_hf.io import find_channel
+    from qualityfm_hf.tasks.common import usable_ecg_channel
+
+    t = np.arange(300 * 250) / 250
+    beat = np.sin(2 * np.pi * 1.2 * t)
+    lead_ii = beat.copy()
+    lead_ii[290 * 250:] = np.nan  # disconnected in the last 10 s only
+    recording = _recording({"II": lead_ii, "V": beat, "PLETH": beat})
+    assert usable_ecg_channel(recording, find_channel, 290, 300) == "V"
+    assert usable_ecg_channel(recording, find_channel, 0, 280) == "II"
+    rows, reason = vt_false_alarm.record_windows(recording, find_channel)
+    assert reason is None and rows[0]["channels"] == "PLETH,V"
+    flat = _recording({"II": np.zeros(t.size), "V": np.full(t.size, 2.0)})
+    assert usable_ecg_channel(flat, find_channel, 290, 300) == "II"  # none usable: the first, rejected later
+
+
+def test_a_window_whose_ecg_is_flat_is_kept_with_the_ecg_masked_when_the_ppg_is_fine():
+    from qualityfm_hf.feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from qualityfm_hf.finetuning import extract_row
+
+    t = np.arange(10 * 250) / 250
+    signals = np.stack([np.sin(2 * np.pi * 1.2 * t), np.zeros(t.size)])
+    out, note = extract_row(QualityFMFeatureExtractor(), signals, [1, 1], 250.0)
+    assert out is not None and note == "ECG_II flat -> ECG masked"
+    assert out["channel_mask"].tolist() == [1, 0] and not out["input_values"][1].any()
+    both_bad = np.stack([np.zeros(t.size), np.full(t.size, np.nan)])
+    out, note = extract_row(QualityFMFeatureExtractor(), both_bad, [1, 1], 250.0)
+    assert out is None and "masked" in note
