@@ -35,7 +35,8 @@ from .tasks.metrics import classification_metrics
 
 
 def model_method(task: str, model: str, training_args, *, pooling=None, freeze_backbone=False,
-                 early_stopping_patience=DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds=None, seed=0) -> crossval.FitPredict:
+                 early_stopping_patience=DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds=None, probe_epochs=0.0,
+                 seed=0) -> crossval.FitPredict:
     """Fine-tuning as a cross-validation method: inner split -> `train_head` -> scores of the test windows."""
     regression = get_task(task).PROBLEM == "regression"
 
@@ -46,7 +47,7 @@ def model_method(task: str, model: str, training_args, *, pooling=None, freeze_b
         try:
             net, info = train_head(task, model, inner_train, validation, args, pooling=pooling,
                                    freeze_backbone=freeze_backbone, early_stopping_patience=early_stopping_patience,
-                                   crop_seconds=crop_seconds)
+                                   crop_seconds=crop_seconds, probe_epochs=probe_epochs)
             scores = predict_features(net, test)
             if validation and not regression:
                 from .evaluation import per_record
@@ -96,7 +97,8 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
                 cv: int | None = None, repeats: int = 1, seed: int = 0, dataset_options: dict | None = None,
                 pooling: str | None = None, freeze_backbone: bool = False,
                 early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE,
-                crop_seconds: float | None = None, feature_extractor_options: dict | None = None, baselines: bool = True, final: bool = True, n_bootstrap: int = 1000,
+                crop_seconds: float | None = None, feature_extractor_options: dict | None = None,
+                probe_epochs: float = 0.0, baselines: bool = True, final: bool = True, n_bootstrap: int = 1000,
                 keep_checkpoints: bool = False, quiet: bool = False) -> dict:
     """Cross-validate, compare with the baselines, train the final model; returns what `metrics.json` holds.
 
@@ -123,7 +125,8 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
 
     started = time.time()
     method = model_method(task, model, training_args, pooling=pooling, freeze_backbone=freeze_backbone,
-                          early_stopping_patience=early_stopping_patience, crop_seconds=crop_seconds, seed=seed)
+                          early_stopping_patience=early_stopping_patience, crop_seconds=crop_seconds,
+                          probe_epochs=probe_epochs, seed=seed)
     model_results = crossval.cross_validate(task, features, folds, method, progress=say)
     report = {"model": crossval.summarize(task, model_results, n_bootstrap)}
     report["model"]["seconds"] = round(time.time() - started, 1)
@@ -143,6 +146,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
         "feature_extractor_notes": dict(rejected), "dataset_options": dataset_options or {},
         "recipe": {"crop_seconds": crop_seconds, "feature_extractor": recipe["feature_extractor"],
                    "early_stopping_patience": early_stopping_patience, "pooling": pooling,
+                   "probe_epochs": probe_epochs,
                    "freeze_backbone": freeze_backbone,
                    "training_arguments": {k: getattr(training_args, k) for k in (
                        "num_train_epochs", "learning_rate", "lr_scheduler_type", "warmup_steps",
@@ -157,7 +161,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
         args = dataclasses.replace(training_args, output_dir=str(output_dir / "checkpoints"))
         net, info = train_head(task, model, inner_train, validation, args, pooling=pooling,
                                freeze_backbone=freeze_backbone, early_stopping_patience=early_stopping_patience,
-                               crop_seconds=crop_seconds)
+                               crop_seconds=crop_seconds, probe_epochs=probe_epochs)
         metrics["train"] = info
         if not regression:
             probs = np.array([p["probability"] for p in predictions])

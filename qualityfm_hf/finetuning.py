@@ -288,8 +288,13 @@ def window_auroc(eval_prediction) -> dict:
 
 def train_head(task: str, model: str, train: list[dict], validation: list[dict], training_args, *,
                pooling: str | None = None, freeze_backbone: bool = False,
-               early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds: float | None = None):
+               early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds: float | None = None,
+               probe_epochs: float = 0.0, probe_learning_rate: float = 1e-3):
     """Fine-tune a task head on `train` windows with early stopping on `validation` windows.
+
+    With `probe_epochs`, the head is first trained alone on the frozen encoder (a linear probe at
+    `probe_learning_rate`), so full fine-tuning starts from a sensible head instead of pushing a random head's
+    gradients into the pretrained encoder (LP-FT).
 
     The best checkpoint is chosen by validation AUROC for binary tasks when validation holds both classes (the
     loss otherwise). With `crop_seconds`, training sees a random crop of each window every epoch, validation the
@@ -321,12 +326,20 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
         overrides["crop_seconds"] = crop / 300
         validation = [{**piece, "labels": f["labels"]} for f in validation for piece in window_crops(f, crop)]
     net = load_model(task, model, **overrides)
+    train_dataset = WindowDataset(train, regression, crop_samples=crop, seed=training_args.seed)
+    if probe_epochs and not freeze_backbone:
+        net.freeze_backbone()
+        probe_args = dataclasses.replace(
+            training_args, num_train_epochs=probe_epochs, learning_rate=probe_learning_rate, eval_strategy="no",
+            save_strategy="no", load_best_model_at_end=False, output_dir=str(Path(training_args.output_dir) / "probe"))
+        Trainer(model=net, args=probe_args, train_dataset=train_dataset, data_collator=collate).train()
+        net.freeze_backbone(False)
     if freeze_backbone:
         net.freeze_backbone()
     trainer = Trainer(
         model=net,
         args=training_args,
-        train_dataset=WindowDataset(train, regression, crop_samples=crop, seed=training_args.seed),
+        train_dataset=train_dataset,
         eval_dataset=WindowDataset(validation, regression) if validation else None,
         data_collator=collate,
         compute_metrics=window_auroc if by_auroc else None,

@@ -183,3 +183,20 @@ def test_test_time_crops_cover_the_window_and_average():
     crops = window_crops(item, 1500)
     assert len(crops) == 4 and all(c["input_values"].shape == (2, 1500) for c in crops)
     assert crops[-1]["input_values"][0, -1] == 3099  # never reaches into the padding
+
+
+def test_lp_ft_trains_the_head_on_the_frozen_encoder_first_then_everything(backbone, tmp_path):
+    from qualityfm_hf.finetuning import (build_task_dataset, extract_features, load_feature_extractor, train_head,
+                                         training_arguments)
+
+    features, _ = extract_features(build_task_dataset("af", AF_2017), load_feature_extractor(str(backbone)))
+    args = training_arguments(tmp_path, max_steps=2, per_device_train_batch_size=4, disable_tqdm=True,
+                              eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    start = QualityFMModel.from_pretrained(backbone).state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net, info = train_head("af", str(backbone), features, [], args, probe_epochs=1)
+    assert not net.backbone_frozen and all(p.requires_grad for p in net.parameters())
+    # The encoder moved in the fine-tuning phase (it cannot have in the probe phase alone).
+    assert any(not torch.equal(net.qualityfm.state_dict()[k], v) for k, v in start.items())
+    assert info["global_step"] == 2
