@@ -233,13 +233,13 @@ def plot_results(task: str, result: dict, path: str | Path) -> None:
         for ax, name in zip(axes, ("sbp", "dbp")):
             truth = np.array([p[f"{name}_true"] for p in predictions])
             pred = np.array([p[name] for p in predictions])
-            mean, diff = (truth + pred) / 2, truth - pred
+            mean, diff = (truth + pred) / 2, pred - truth  # device minus reference, as the metrics
             md, sd = diff.mean(), diff.std(ddof=1) if diff.size > 1 else 0.0
             ax.scatter(mean, diff, s=8, alpha=0.6)
             for y, style in ((md, "-"), (md + 1.96 * sd, "--"), (md - 1.96 * sd, "--")):
                 ax.axhline(y, color="k", linestyle=style, linewidth=1)
             ax.set(title=f"{name.upper()} Bland–Altman (ME {md:+.1f} ± {sd:.1f} mmHg)",
-                   xlabel="mean of reference and prediction (mmHg)", ylabel="reference − prediction (mmHg)")
+                   xlabel="mean of reference and prediction (mmHg)", ylabel="prediction − reference (mmHg)")
     else:
         from sklearn.metrics import roc_curve
 

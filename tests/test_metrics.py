@@ -137,11 +137,11 @@ def test_bootstrap_skips_undefined_resamples_and_counts_them():
         )
 
 
-def test_mae_me_sd_use_true_minus_pred():
-    y_true, y_pred = [120.0, 130.0, 110.0], [118.0, 134.0, 110.0]  # errors +2, -4, 0
+def test_mae_me_sd_use_device_minus_reference():
+    y_true, y_pred = [120.0, 130.0, 110.0], [118.0, 134.0, 110.0]  # errors (pred - true) -2, +4, 0
     assert mean_absolute_error(y_true, y_pred) == pytest.approx(2.0)
     me, sd = mean_error(y_true, y_pred)
-    assert me == pytest.approx(-2 / 3)
+    assert me == pytest.approx(2 / 3)  # the model over-estimates on average
     assert sd == pytest.approx(np.std([2, -4, 0], ddof=1))
     assert mean_error(y_true, y_pred, ddof=0)[1] == pytest.approx(np.std([2, -4, 0]))
 
@@ -197,7 +197,7 @@ def test_regression_metrics_prefixes_sbp_and_dbp_columns():
     m = regression_metrics(y_true, y_pred, y_train=[[120.0, 80.0], [140.0, 90.0], [100.0, 70.0]])
     assert m["sbp_mae"] == pytest.approx(4.0) and m["dbp_mae"] == pytest.approx(3.0)
     assert m["sbp_mase"] == pytest.approx(4.0 / (40 / 3))  # SBP train mean 120, naive MAE 40/3
-    assert m["dbp_me"] == pytest.approx(-2.0)
+    assert m["dbp_me"] == pytest.approx(2.0)  # DBP predictions 79, 90 vs 80, 85: device minus reference
     with pytest.raises(ValueError, match=r"\[SBP, DBP\]"):
         regression_metrics(y_true, y_pred[:, 0])
 
@@ -232,4 +232,4 @@ def test_evaluate_modules_load_offline_and_match_the_pure_functions(tmp_path):
     assert out["r"]["sbp_mae"] == pytest.approx(4.0)
     assert out["r"]["sbp_mase"] == pytest.approx(0.3)
     assert out["r"]["dbp_bhs_grade"] == "A"
-    assert out["r1"]["mae"] == pytest.approx(3.0) and out["r1"]["me"] == pytest.approx(-1.0)
+    assert out["r1"]["mae"] == pytest.approx(3.0) and out["r1"]["me"] == pytest.approx(1.0)

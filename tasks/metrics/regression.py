@@ -1,7 +1,8 @@
 """Blood-pressure regression metrics (SBP/DBP in mmHg; pure numpy).
 
-Errors are `y_true - y_pred` (mmHg), as in the paper's ME ± SD (notes §5.3): a positive ME means the
-model under-estimates. Standards:
+Errors are `y_pred - y_true` (mmHg): device minus reference, the sign convention of the AAMI / ISO 81060-2
+validation standards, so a positive ME means the model over-estimates. (The paper's notes §5.3 do not fix a sign;
+MAE, SD, BHS and the AAMI pass/fail do not depend on it.) Standards:
 
 - **MASE** = MAE / MAE of the naive predictor that always outputs the *training*-label mean, with that
   naive MAE computed on the training labels (notes §5.3). The paper reports it in percent; we return a
@@ -26,13 +27,13 @@ AAMI_MAX_SD_MMHG = 8.0
 
 
 def _errors(y_true, y_pred) -> np.ndarray:
-    """`y_true - y_pred` as a 1-D float array, `(n,)`, after checking both inputs."""
+    """`y_pred - y_true` (device minus reference) as a 1-D float array, `(n,)`, after checking both inputs."""
     truth = as_1d_float(y_true, "y_true")
     pred = as_1d_float(y_pred, "y_pred")
     check_same_length(truth, pred, "y_true", "y_pred")
     if truth.size == 0:
         raise ValueError("y_true is empty; metrics need at least one sample.")
-    return truth - pred
+    return pred - truth
 
 
 def mean_absolute_error(y_true, y_pred) -> float:
@@ -41,7 +42,7 @@ def mean_absolute_error(y_true, y_pred) -> float:
 
 
 def mean_error(y_true, y_pred, ddof: int = 1) -> tuple[float, float]:
-    """ME ± SD of `y_true - y_pred` in mmHg.
+    """ME ± SD of `y_pred - y_true` (device minus reference) in mmHg.
 
     `ddof=1` (sample SD, as AAMI/ISO 81060-2 uses) by default; pass `ddof=0` to match `np.std`.
     SD is NaN with a warning when `n <= ddof`.

@@ -12,7 +12,7 @@ import evaluate
 from qualityfm_hf.tasks.metrics.regression import regression_metrics
 
 _DESCRIPTION = """
-MAE, ME and SD of (true - pred), MASE against the training-mean predictor, BHS grade and the AAMI
+MAE, ME and SD of (pred - true: device minus reference), MASE against the training-mean predictor, BHS grade and the AAMI
 criterion (|ME| <= 5 mmHg and SD <= 8 mmHg) for blood pressure in mmHg. Predictions are either one
 value per sample or two columns [SBP, DBP]; two-column results are prefixed `sbp_` and `dbp_`.
 """
