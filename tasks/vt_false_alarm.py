@@ -55,6 +55,10 @@ CARD = {
 }
 
 
+# Spellings of the two labels a label CSV may hold (written by hand or by pandas as floats).
+VALID_LABELS = {"1": 1, "0": 0, "1.0": 1, "0.0": 0}
+
+
 def read_label_csv(path: str | Path) -> dict[str, int]:
     """`record,label` (1 = true alarm) or `record,label_text` ("True alarm"/"False alarm") -> record -> 0/1."""
     labels = {}
@@ -66,12 +70,17 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
                 f"{path}: a VT label CSV needs a `record` column and a `label` (1 = true alarm, 0 = false) or "
                 f"`label_text` column; found columns {fields}."
             )
-        for row in reader:
+        for line, row in enumerate(reader, 2):
             value = row.get("label")
             if value not in (None, ""):
-                labels[row["record"]] = int(float(value))
+                if value.strip() not in VALID_LABELS:
+                    raise ValueError(
+                        f"{path} line {line}: record {row['record']!r} has label {value!r}; expected 1 (true alarm) "
+                        "or 0 (false alarm). Fix the file or leave the cell empty to use the header comment."
+                    )
+                labels[row["record"]] = VALID_LABELS[value.strip()]
             else:
-                labels[row["record"]] = label_from_comments([row["label_text"]])
+                labels[row["record"]] = label_from_comments([row.get("label_text")])
     return {k: v for k, v in labels.items() if v is not None}
 
 

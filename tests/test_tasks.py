@@ -201,3 +201,13 @@ def test_a_window_whose_ecg_is_flat_is_kept_with_the_ecg_masked_when_the_ppg_is_
     both_bad = np.stack([np.zeros(t.size), np.full(t.size, np.nan)])
     out, note = extract_row(QualityFMFeatureExtractor(), both_bad, [1, 1], 250.0)
     assert out is None and "masked" in note
+
+
+@pytest.mark.parametrize("bad", ["7", "yes", "-1"])
+def test_a_vt_label_outside_0_1_names_the_file_the_record_and_the_value(tmp_path, bad):
+    path = tmp_path / "labels.csv"
+    path.write_text(f"record,label\nv100s,1\nv176s,{bad}\n")
+    with pytest.raises(ValueError, match=rf"labels.csv line 3: record 'v176s' has label '{bad}'; expected 1"):
+        vt_false_alarm.read_label_csv(path)
+    path.write_text("record,label\nv100s,1.0\nv176s,0\n")
+    assert vt_false_alarm.read_label_csv(path) == {"v100s": 1, "v176s": 0}
