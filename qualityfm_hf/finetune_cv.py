@@ -22,6 +22,7 @@ from .evaluation import predict_features, write_model_card
 from .finetuning import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
     build_task_dataset,
+    check_classes,
     extract_features,
     get_task,
     load_feature_extractor,
@@ -115,6 +116,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     features, rejected = extract_features(dataset, feature_extractor)
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")
+    check_classes(task, features, data_dir)
     records, strata = crossval.record_strata(task, features)
     if cv is None:
         cv = default_folds(strata)

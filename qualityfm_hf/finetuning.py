@@ -236,6 +236,20 @@ def collate(batch: list[dict]) -> dict:
     return out
 
 
+def check_classes(task: str, features: list[dict], data_dir) -> None:
+    """A classifier needs records of both classes; say so before any training (metrics would be NaN)."""
+    if get_task(task).PROBLEM == "regression" or not features:
+        return
+    labels = Counter(int(np.asarray(f["labels"]).reshape(-1)[0]) for f in {f["record"]: f for f in features}.values())
+    if len(labels) < 2:
+        (label, count), = labels.items()
+        name = get_task(task).ID2LABEL.get(label, label)
+        raise ValueError(
+            f"{task}: all {count} usable records in {data_dir} have label {label} ({name}); fine-tuning a classifier "
+            "needs records of both classes. Add records of the other class or check the labels."
+        )
+
+
 def task_config_overrides(task: str, train: list[dict], pooling: str | None) -> dict:
     """Head options computed from the TRAINING split only: pos_weight for imbalanced classes, ABP label scaling."""
     module = get_task(task)
@@ -395,6 +409,7 @@ def finetune(
     dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
     feature_extractor = load_feature_extractor(model, **recipe["feature_extractor"])
     features, rejected = extract_features(dataset, feature_extractor)
+    check_classes(task, features, data_dir)
     by_split = {s: [f for f in features if f["split"] == s] for s in ("train", "validation", "test")}
     empty = [s for s, rows in by_split.items() if not rows]
     if empty:

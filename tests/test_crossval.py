@@ -205,3 +205,20 @@ def test_lp_ft_trains_the_head_on_the_frozen_encoder_first_then_everything(backb
     # The encoder moved in the fine-tuning phase (it cannot have in the probe phase alone).
     assert any(not torch.equal(net.qualityfm.state_dict()[k], v) for k, v in start.items())
     assert info["global_step"] == 2
+
+
+@pytest.mark.parametrize("cv", ["0", "2"])
+def test_finetune_on_one_class_refuses_in_one_line_before_training(backbone, tmp_path, capsys, cv):
+    data = tmp_path / "normal_only"
+    data.mkdir()
+    for name in ("A00002", "A00006", "A00011"):
+        for suffix in (".hea", ".mat"):
+            (data / f"{name}{suffix}").write_bytes((AF_2017 / f"{name}{suffix}").read_bytes())
+    (data / "REFERENCE.csv").write_text("A00002,N\nA00006,N\nA00011,N\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["finetune", "--task", "af", "--data", str(data), "--model", str(backbone), "--output",
+                     str(tmp_path / "out"), "--cv", cv, *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "all 3 usable records" in err and "have label 0 (not AF)" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "metrics.json").exists()
