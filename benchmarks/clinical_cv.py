@@ -91,7 +91,8 @@ def main(argv=None) -> None:
                                   repeats=args.repeats, seed=args.seed, final=False, n_bootstrap=1000,
                                   baselines=args.baselines and i == 0, quiet=True, **options)
         cv = metrics["cross_validation"]
-        row = {"task": args.task, "model": args.model, "variant": name, "folds": args.folds, "repeats": args.repeats,
+        # "init" is the starting checkpoint; "model" holds the model's cross-validation results (beside the baselines').
+        row = {"task": args.task, "init": args.model, "variant": name, "folds": args.folds, "repeats": args.repeats,
                "seed": args.seed, "records": cv["records"], "seconds": round(time.time() - started, 1),
                "training_args": overrides, "options": options,
                **{method: {"over_folds": r["over_folds"], "pooled_oof": r["pooled_oof"],

@@ -21,7 +21,8 @@ def rows(path: str) -> list[str]:
         for method, result in run.items():
             if not isinstance(result, dict) or "over_folds" not in result:
                 continue
-            name = (f"QualityFM `{run['model']}` {run['variant']}" if method == "model"
+            # Development runs before "init" existed all started from pretrained-base.
+            name = (f"QualityFM `{run.get('init', 'pretrained-base')}` {run['variant']}" if method == "model"
                     else method.replace("baseline:", "baseline: "))
             key = (name, run["seed"], run["folds"], run["repeats"])
             if key in seen:
