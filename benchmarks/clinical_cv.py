@@ -21,8 +21,13 @@ VARIANTS = {
     "cli-default": ({}, {}),
     # A linear probe: the head alone on the frozen encoder, at a head-sized learning rate.
     "cli-default-probe": (dict(learning_rate=1e-3), dict(freeze_backbone=True)),
+    # The default schedule without the task's crops and preprocessing (whole windows, joint min-max).
+    "cli-default-plain": ({}, dict(crop_seconds=0.0, feature_extractor_options=dict(bandpass=False,
+                                                                                  normalization="minmax_joint"))),
     "cli-default-lpft5": ({}, dict(probe_epochs=5.0)),
     "cli-default-max": ({}, dict(pooling="max")),
+    # The training schedule before issue 9 (5 epochs at one lr, early stopping on the validation loss). Its crop and
+    # preprocessing are the task's recipe (TASK_RECIPES), except in the seed-1000 runs, which predate the recipes.
     "old-default": (dict(num_train_epochs=5, learning_rate=1e-4, metric_for_best_model="loss", greater_is_better=False,
                          warmup_steps=0, lr_scheduler_type="linear"), dict(crop_seconds=None, early_stopping_patience=3)),
     "long": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
