@@ -184,7 +184,8 @@ def _metric_rows(results: dict) -> list[list]:
             folds, pooled = result["over_folds"]["auroc"], result["pooled_oof"][0]
             low, high = pooled.get("auroc_ci95", [float("nan")] * 2)
             rows.append([label, pooled["records"], f"{folds['mean']:.3f} ± {folds['sd']:.3f} ({folds['n']} folds)",
-                         f"{pooled['auroc']:.3f} [{low:.3f}, {high:.3f}]", metrics.get("decision_threshold")])
+                         f"{pooled['auroc']:.3f} [{low:.3f}, {high:.3f}]",
+                         metrics.get("decision_threshold") if method == "model" else "n/a"])
     return rows
 
 
