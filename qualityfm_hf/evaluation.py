@@ -383,7 +383,7 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
     window = (metrics.get("dataset_options") or {}).get("window_seconds", module.DEFAULT_WINDOW_SECONDS)
     model_name = f"QualityFM {module.NAME}"
     records = metrics.get("records_per_split") or {}
-    INNER_VALIDATION = metrics.get("cross_validation", {}).get("inner_validation_fraction", 0.15)
+    inner = metrics.get("cross_validation", {}).get("inner_validation_fraction", 0.15)
     threshold = metrics.get("decision_threshold")
     fields = {
         **{k: v for k, v in module.CARD.items() if k not in ("task_tag",)},
@@ -401,7 +401,7 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
         "split_description": f"by record (never by window), seeded (seed {metrics.get('seed')}): "
         + (", ".join(f"{n} {s}" for s, n in records.items()) + " records." if records else
            f"{metrics.get('cross_validation', {}).get('records', '?')} records in cross-validation; the released "
-           f"model is trained on all of them ({int(100 * (1 - INNER_VALIDATION))}%) with {int(100 * INNER_VALIDATION)}% "
+           f"model is trained on all of them ({int(100 * (1 - inner))}%) with {int(100 * inner)}% "
            "held out for early stopping."),
         "window_seconds": window,
         "window_samples": int(round(float(window) * config.sampling_rate)) if window else "variable",

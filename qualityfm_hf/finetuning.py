@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import warnings
 from collections import Counter
@@ -332,14 +333,14 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     by_auroc = not regression and training_args.metric_for_best_model == "auroc" and len(labels) > 1
     if training_args.metric_for_best_model == "auroc" and not by_auroc:  # regression, or one validation class
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False
-    overrides = task_config_overrides(task, train, pooling)
+    net = load_model(task, model, **task_config_overrides(task, train, pooling))
     crop = None
     if crop_seconds:
-        # Whole tokens (500 samples at 300 Hz), so a crop never ends in a padded token.
-        crop = max(500, int(round(crop_seconds * 300 / 500)) * 500)
-        overrides["crop_seconds"] = crop / 300
+        # Whole tokens (the tokenizer's total stride, 500 samples at 300 Hz), so a crop never ends in a padded token.
+        token = math.prod(net.config.conv_stride)
+        crop = max(token, int(round(crop_seconds * net.config.sampling_rate / token)) * token)
+        net.config.crop_seconds = crop / net.config.sampling_rate
         validation = [{**piece, "labels": f["labels"]} for f in validation for piece in window_crops(f, crop)]
-    net = load_model(task, model, **overrides)
     train_dataset = WindowDataset(train, regression, crop_samples=crop, seed=training_args.seed)
     if probe_epochs and not freeze_backbone:
         net.freeze_backbone()
