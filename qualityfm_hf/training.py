@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -521,7 +522,14 @@ def pretrain(
     if export and trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
         export_encoder(trainer.model, output_dir / "encoder")
-        plot_loss_curves(trainer.state.log_history, output_dir / "loss_curves.png")
+        if any("loss" in entry and "step" in entry for entry in trainer.state.log_history):
+            plot_loss_curves(trainer.state.log_history, output_dir / "loss_curves.png")
+        else:  # a run shorter than logging_steps is a normal run; it just has no curve to draw
+            warnings.warn(
+                f"no training loss was logged ({trainer.state.global_step} steps, logging_steps "
+                f"{training_args.logging_steps}), so there is no loss_curves.png; set logging_steps <= max_steps.",
+                stacklevel=2,
+            )
     trainer.accelerator.wait_for_everyone()
     return trainer
 

@@ -271,6 +271,29 @@ def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys, reci
     assert wrapper["num_prototypes"] == 64  # --set on top of the recipe
 
 
+def test_cli_pretrain_shorter_than_logging_steps_is_a_normal_run(tmp_path, monkeypatch, capsys):
+    from qualityfm_hf.cli import main as cli_main
+    from qualityfm_hf.cli import pretrain as cli_pretrain
+    from qualityfm_hf.modeling import configuration_qualityfm
+
+    small = {k: v for k, v in small_config().to_diff_dict().items() if k in ("num_hidden_layers", "intermediate_size",
+                                                                                "conv_dim", "conv_kernel")}
+    monkeypatch.setitem(configuration_qualityfm.PRESETS, "base", small)
+    monkeypatch.setattr(cli_pretrain, "load_pairs_dataset", lambda directory: RealPairs())
+    (tmp_path / "pairs").mkdir()
+    with pytest.warns(UserWarning, match="no training loss was logged"):
+        code = cli_main.main([
+            "pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path / "run"), "--json",
+            "--max_steps", "2", "--per_device_train_batch_size", "2", "--logging_steps", "10", "--use_cpu",
+            "--disable_tqdm", "true", "--set", "num_prototypes=64",
+        ])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["steps"] == 2
+    assert (tmp_path / "run" / "encoder" / "config.json").is_file()
+    assert not (tmp_path / "run" / "loss_curves.png").exists()
+
+
 def test_cli_pretrain_errors_are_one_line(tmp_path, capsys):
     from qualityfm_hf.cli import main as cli_main
 
