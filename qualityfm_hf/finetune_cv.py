@@ -30,6 +30,7 @@ from .finetuning import (
     train_head,
     training_arguments,
 )
+from .pretrained import resolve_model
 from .tasks.common import dataset_metadata
 from .tasks.metrics import choose_threshold as select_threshold
 from .tasks.metrics import classification_metrics
@@ -106,6 +107,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     `cv=None` uses `DEFAULT_FOLDS` folds, fewer when a class has fewer records than that."""
     module = get_task(task)
     regression = module.PROBLEM == "regression"
+    resolve_model(model)  # a bad --model fails before the data set is built
     output_dir = Path(output_dir)
     say = (lambda _: None) if quiet else _say
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)

@@ -403,6 +403,7 @@ def finetune(
     from .evaluation import evaluate_features, write_model_card
 
     recipe = task_recipe(task, crop_seconds, feature_extractor_options)
+    resolve_model(model)  # a bad --model fails before the data set is built
 
     module = get_task(task)
     output_dir = Path(output_dir)

@@ -26,10 +26,36 @@ def pretrained_path(size: str = "base") -> Path:
 
 
 def resolve_model(model: str) -> str:
-    """`pretrained-<size>` -> the shipped folder; any other name (preset, folder, Hub id) unchanged."""
-    if isinstance(model, str) and model.startswith(NAME_PREFIX) and not Path(model).exists():
+    """`pretrained-<size>` -> the shipped folder; a preset, an existing folder or a Hub id (`org/name`) unchanged.
+
+    A path that does not exist (`./x`, `/a/b`, `runs/vt/final`) and a bare word that is neither a preset nor a repo in
+    the local Hub cache raise at once, instead of being sent to the Hub as a repo id (five retries, then an error
+    about connecting or about the repo id's form)."""
+    if not isinstance(model, str) or Path(model).expanduser().exists():
+        return model
+    if model.startswith(NAME_PREFIX):
         return str(pretrained_path(model[len(NAME_PREFIX):]))
+    from .modeling.configuration_qualityfm import PRESETS
+
+    if model in PRESETS:
+        return model
+    looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+    if looks_like_path:
+        raise ValueError(f"--model {model}: the folder does not exist; pass an existing model folder, a preset "
+                         f"{sorted(PRESETS)}, pretrained-base or a Hub repo id (org/name).")
+    if "/" not in model and not _in_hub_cache(model):
+        raise ValueError(f"--model {model}: not a folder, not a preset {sorted(PRESETS)}, not pretrained-base and "
+                         "not a repo in the local Hub cache; pass one of those or a Hub repo id (org/name).")
     return model
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id at all
+        return False
 
 
 __all__ = ["PRETRAINED_SIZES", "pretrained_path", "resolve_model"]

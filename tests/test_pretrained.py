@@ -55,3 +55,20 @@ def test_embed_cli_accepts_pretrained_base(tmp_path):
     embeddings = np.stack(frame["embedding"].to_numpy())
     assert embeddings.shape == (12, 512) and np.isfinite(embeddings).all()
     assert np.linalg.matrix_rank(embeddings) > 6  # twelve different alarms, not one collapsed vector
+
+
+@pytest.mark.parametrize("command", ["finetune", "evaluate"])
+@pytest.mark.parametrize("name", ["./no_such_run", "runs/vt/final", "nosuchmodel"])
+def test_a_model_that_is_neither_a_folder_preset_nor_repo_id_fails_at_once(tmp_path, capsys, monkeypatch, command,
+                                                                          name):
+    import time
+
+    from qualityfm_hf.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    started = time.perf_counter()
+    args = ["--task", "af", "--model", name, "--data", str(tmp_path)]
+    assert main([command, *args, *(["--output", str(tmp_path / "o")] if command == "finetune" else [])]) == 1
+    err = capsys.readouterr().err
+    assert f"--model {name}: " in err and ("does not exist" in err or "not a folder" in err)
+    assert time.perf_counter() - started < 5  # no Hub retries
