@@ -262,8 +262,9 @@ def plot_results(task: str, result: dict, path: str | Path) -> None:
 
 def predict_records(model_dir: str | Path, records: list[str | Path], window_seconds: float | None = None) -> list[dict]:
     """Per-record predictions: probability and label (classification) or median SBP/DBP over windows (ABP)."""
-    from .io import find_channel, read_recording
+    from .io import expand_records, find_channel, read_recording
 
+    records = expand_records(records)
     task, model, feature_extractor = load_task_model(model_dir)
     module = get_task(task)
     kwargs = {} if window_seconds is None else {"window_seconds": window_seconds}

@@ -256,11 +256,27 @@ def read_recording(path: str | os.PathLike) -> Recording:
     raise ValueError(f"{path}: unsupported format {suffix!r}; supported: {SUPPORTED_FORMATS}.")
 
 
+def expand_records(paths) -> list[str]:
+    """Record paths with every folder replaced by the records inside it (WFDB headers without suffix and `.vital`
+    files, searched recursively, sorted), so a command given a data folder reads its records."""
+    out: list[str] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(str(path))
+            continue
+        found = sorted({p.with_suffix("") for p in path.rglob("*.hea")} | set(path.rglob("*.vital")))
+        if not found:
+            raise ValueError(f"{path} is a folder without WFDB records (.hea) or .vital files; pass record paths.")
+        out.extend(map(str, found))
+    return out
+
+
 __all__ = [
     "CHANNEL_KINDS",
     "SUPPORTED_FORMATS",
     "VITAL_DEFAULT_TRACKS",
     "Recording",
+    "expand_records",
     "find_channel",
     "read_recording",
     "read_vital",

@@ -45,3 +45,17 @@ def test_unsupported_format_and_bad_window_are_errors(capsys, tmp_path):
     assert "supported" in capsys.readouterr().err
     assert main(["quality", str(FIXTURES / "v100s"), "--window-seconds", "0"]) == 1
     assert "--window-seconds" in capsys.readouterr().err
+
+
+def test_a_folder_of_records_scores_each_record_and_an_empty_folder_is_one_line(capsys, tmp_path):
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for name in ("v100s", "v176s"):
+        for suffix in (".hea", ".mat"):
+            (folder / f"{name}{suffix}").write_bytes((FIXTURES / f"{name}{suffix}").read_bytes())
+    assert main(["quality", str(folder), "--json", "--window-seconds", "60", "--num-workers", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [Path(r["record"]).name for r in out["records"]] == ["v100s", "v176s"]
+    (tmp_path / "empty").mkdir()
+    assert main(["quality", str(tmp_path / "empty")]) == 1
+    assert "is a folder without WFDB records" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,6 +78,12 @@ def test_predict_gives_a_probability_per_record(af_model, capsys):
     results = json.loads(capsys.readouterr().out)
     assert [r["task"] for r in results] == ["af", "af"]
     assert all(0.0 <= r["probability"] <= 1.0 and r["prediction"] in ("AF", "not AF") for r in results)
+
+
+def test_predict_accepts_a_folder_of_records(af_model, capsys):
+    assert main(["predict", "--model", str(af_model), "--json", str(AF_2017)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert sorted(Path(r["record"]).name for r in results) == sorted(p.stem for p in AF_2017.glob("*.hea"))
 
 
 def test_finetune_abp_with_frozen_backbone_reports_mmhg_metrics(backbone, tmp_path):

@@ -10,7 +10,7 @@ from .errors import QualityFMCLIError
 def predict_command_parser(subparsers):
     parser = subparsers.add_parser("predict", help="Predict per record with a fine-tuned checkpoint.")
     parser.add_argument("--model", required=True, help="Fine-tuned checkpoint folder.")
-    parser.add_argument("records", nargs="+", help="WFDB record paths (with or without .hea) or .vital files.")
+    parser.add_argument("records", nargs="+", help="WFDB record paths (with or without .hea), .vital files, or folders of them.")
     parser.add_argument("--window-seconds", type=float, default=None)
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of one line per record.")
     parser.set_defaults(func=predict_command)

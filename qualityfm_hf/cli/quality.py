@@ -24,7 +24,7 @@ def quality_command_parser(subparsers):
         epilog=QUALITY_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record (with or without .hea) or .vital")
+    parser.add_argument("records", nargs="+", metavar="RECORD", help="WFDB record (with or without .hea), .vital file, or a folder of them")
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of tables.")
     parser.add_argument("--window-seconds", type=float, default=30.0, help="Window length in s (default 30).")
     parser.add_argument("--num-workers", type=int, default=None, help="Worker processes (default: all cores).")
@@ -117,7 +117,13 @@ def quality_command(args) -> int:
     if args.ecg_method is not None and args.ecg_method not in ECG_METHODS:
         raise QualityFMCLIError(f"--ecg-method is {args.ecg_method!r}, but has to be one of {list(ECG_METHODS)}.")
     method = args.ecg_method or DEFAULT_ECG_METHOD
-    results = [score_record(p, args.window_seconds, args.num_workers, method) for p in args.records]
+    from ..io import expand_records
+
+    try:
+        records = expand_records(args.records)
+    except ValueError as err:
+        raise QualityFMCLIError(str(err)) from None
+    results = [score_record(p, args.window_seconds, args.num_workers, method) for p in records]
     if args.json:
         print(json.dumps({"sampling_rate": TARGET_RATE, "window_seconds": args.window_seconds,
                           "records": results}, indent=2))
