@@ -205,6 +205,20 @@ def load_task_model(model_dir: str | Path, task: str | None = None):
     return found, model, feature_extractor
 
 
+def trained_records(model_dir: str | Path) -> set[str]:
+    """Records a fine-tuned folder learned from: train and validation records of `splits.json` (`--cv 0`), or every
+    record of `cv_predictions.json` (the cross-validated default trains the final model on all of them)."""
+    import json
+
+    folder = Path(str(model_dir))
+    if (folder / "splits.json").is_file():
+        splits = json.loads((folder / "splits.json").read_text())
+        return {record for record, split in splits.items() if split != "test"}
+    if (folder / "cv_predictions.json").is_file():
+        return {row["record"] for row in json.loads((folder / "cv_predictions.json").read_text())}
+    return set()
+
+
 def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *, plot: str | Path | None = None,
                        n_bootstrap: int = 1000, dataset_options: dict | None = None) -> dict:
     """Evaluate a fine-tuned checkpoint on ALL records of `data_dir` (the split column is ignored)."""
@@ -213,9 +227,14 @@ def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *
     features, rejected = extract_features(dataset, feature_extractor)
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")
+    seen = sorted({f["record"] for f in features} & trained_records(model_dir))
+    if seen:
+        warnings.warn(
+            f"{len(seen)} of the evaluated records (e.g. {', '.join(seen[:3])}) trained or early-stopped {model_dir} "
+            "(its splits.json / cv_predictions.json); metrics on them are not a test result.", stacklevel=2)
     result = evaluate_features(task, model, features, n_bootstrap=n_bootstrap, return_predictions=bool(plot))
     result.update(task=task, model=str(model_dir), data_dir=str(data_dir), windows=len(features),
-                  feature_extractor_notes=dict(rejected))
+                  feature_extractor_notes=dict(rejected), records_seen_in_training=len(seen))
     if plot:
         plot_results(task, result, plot)
         result["plot"] = str(plot)

@@ -186,7 +186,7 @@ def build_dataset(
     if require_labels and paths and not labelled:
         raise ValueError(
             f"{data_dir}: none of {len(paths)} records has a label. Expected header comments `#True alarm` / "
-            "`#False alarm`, or a labels.csv with columns record,label (1 = true alarm); pass labels_csv=."
+            "`#False alarm`, or a labels.csv in that folder with columns record,label (1 = true alarm, 0 = false)."
         )
     options = dict(data_dir=str(data_dir), window_seconds=window_seconds, alarm_seconds=alarm_seconds,
                    labels_source=str(csv_path) if csv_labels else "header comments")

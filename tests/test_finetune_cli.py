@@ -65,10 +65,14 @@ def test_finetune_saves_model_extractor_metrics_card_and_validation_threshold(af
 
 def test_evaluate_prints_metrics_json_writes_roc_and_rejects_wrong_task(af_model, tmp_path, capsys):
     plot = tmp_path / "roc.png"
-    assert main(["evaluate", "--task", "af", "--model", str(af_model), "--data", str(AF_2017), "--json", "--plot",
-                 str(plot), "--n-bootstrap", "20"]) == 0
+    with pytest.warns(UserWarning, match="trained or early-stopped"):
+        assert main(["evaluate", "--task", "af", "--model", str(af_model), "--data", str(AF_2017), "--json",
+                     "--plot", str(plot), "--n-bootstrap", "20"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 8 and 0.0 <= result["auroc"] <= 1.0 and plot.stat().st_size > 1000
+    # Those 8 records trained (or early-stopped) the model: said in the result, and warned about.
+    splits = json.loads((af_model / "splits.json").read_text())
+    assert result["records_seen_in_training"] == sum(split != "test" for split in splits.values()) > 0
     assert main(["evaluate", "--task", "vt-false-alarm", "--model", str(af_model), "--data", str(AF_2017)]) == 1
     assert "is a QualityFMForAFClassification checkpoint for task 'af', not 'vt-false-alarm'" in capsys.readouterr().err
 
