@@ -199,7 +199,20 @@ def load_task_model(model_dir: str | Path, task: str | None = None):
             f"{model_dir} is a {get_task(found).HEAD_CLASS} checkpoint for task {found!r}, not {task!r}; pass "
             f"--task {found} or a {task} checkpoint."
         )
-    model = head_class(found).from_pretrained(str(model_dir))
+    from safetensors import SafetensorError
+
+    try:
+        model, info = head_class(found).from_pretrained(str(model_dir), output_loading_info=True)
+    except SafetensorError as err:
+        raise ValueError(f"{model_dir}: the weights file is damaged ({err}); re-save or re-download the model.") from None
+    # A fine-tuned model must load whole: a weight that is missing (initialised at random), left over or of another
+    # shape means config.json and the weights no longer belong together, and its predictions would be wrong.
+    problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems:
+        summary = "; ".join(f"{len(v)} {k.replace('_', ' ')} (e.g. {sorted(map(str, v))[0]})"
+                            for k, v in problems.items())
+        raise ValueError(f"{model_dir}: config.json does not match the saved weights ({summary}); re-save the model "
+                         "or restore its config.json.")
     feature_extractor = (QualityFMFeatureExtractor.from_pretrained(str(model_dir))
                          if (Path(model_dir) / "preprocessor_config.json").is_file() else QualityFMFeatureExtractor())
     return found, model, feature_extractor

@@ -90,6 +90,26 @@ def test_predict_accepts_a_folder_of_records(af_model, capsys):
     assert sorted(Path(r["record"]).name for r in results) == sorted(p.stem for p in AF_2017.glob("*.hea"))
 
 
+def test_evaluate_refuses_weights_that_do_not_match_config_or_are_truncated(af_model, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "layers"
+    shutil.copytree(af_model, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["num_hidden_layers"] += 1  # a layer the weights do not have
+    (broken / "config.json").write_text(json.dumps(config))
+    assert main(["evaluate", "--task", "af", "--model", str(broken), "--data", str(AF_2017)]) == 1
+    err = capsys.readouterr().err
+    assert "config.json does not match the saved weights" in err and "missing keys" in err
+    truncated = tmp_path / "truncated"
+    shutil.copytree(af_model, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(["predict", "--model", str(truncated), str(AF_2017 / "A00009")]) == 1
+    err = capsys.readouterr().err
+    assert "the weights file is damaged" in err and str(truncated) in err and "Traceback" not in err
+
+
 def test_finetune_abp_with_frozen_backbone_reports_mmhg_metrics(backbone, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
