@@ -161,16 +161,19 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         kept, rejected = [], []
         for index, (item, rate) in enumerate(zip(batch, rates)):
             channels = self._parse_signal(item, index)
-            values, missing, present = self._resample(
-                channels, self._parse_rates(rate, channels, index), index
-            )
+            channel_rates = self._parse_rates(rate, channels, index)
+            values, missing, present = self._resample(channels, channel_rates, index)
             scaled = self._bandpass(values, present) if self.bandpass else values
             for window, start in enumerate(self._window_starts(values.shape[1], seconds)):
                 stop = start + (values.shape[1] if seconds is None else round(seconds * self.sampling_rate))
                 stop = min(stop, values.shape[1])
                 x, gone = values[:, start:stop], missing[:, start:stop]
-                problem = self._window_problem(x, gone, present)
                 start_s = start / self.sampling_rate
+                # Flatness is judged on the source samples of the window: resampling a constant adds a ripple of
+                # about 1e-4 at some rates, which min-max would stretch to [-1, 1].
+                sources = [self._source_window(channels, channel_rates, name, start_s, stop / self.sampling_rate)
+                           for name in self.channel_names]
+                problem = self._window_problem(x, gone, present, sources)
                 if problem is None:
                     kept.append((self._normalize(scaled[:, start:stop], present), present, index, start_s))
                 else:
@@ -386,8 +389,19 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         # A signal shorter than one window still gives one (shorter, padded) window instead of nothing.
         return list(range(0, length - size + 1, size)) or [0]
 
-    def _window_problem(self, x: np.ndarray, missing: np.ndarray, present: np.ndarray) -> str | None:
-        """Returns a reason `"<channel> <kind>: detail"` when the window must be rejected, else None."""
+    @staticmethod
+    def _source_window(channels: dict, rates: dict, name: str, start_s: float, stop_s: float) -> np.ndarray | None:
+        """The finite source samples of channel `name` between two times (seconds), None for an absent channel."""
+        value = channels.get(name)
+        if value is None:
+            return None
+        fs = rates[name]
+        window = value[int(np.floor(start_s * fs)):int(np.ceil(stop_s * fs))]
+        return window[np.isfinite(window)]
+
+    def _window_problem(self, x: np.ndarray, missing: np.ndarray, present: np.ndarray, sources=None) -> str | None:
+        """Returns a reason `"<channel> <kind>: detail"` when the window must be rejected, else None. `sources`: per
+        channel, the window's finite source samples (flatness is judged on them when given)."""
         for row in np.flatnonzero(present):
             name, gone = self.channel_names[row], missing[row]
             fraction = gone.mean()
@@ -406,6 +420,8 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                 if longest > self.max_gap_seconds:
                     return f"{name} gap: {longest:.2f} s of NaN/inf (max_gap_seconds {self.max_gap_seconds})"
             real = x[row][~gone]
+            if sources is not None and sources[row] is not None and sources[row].size:
+                real = sources[row]
             if np.ptp(real) <= 1e-9 * max(1.0, np.abs(real).max()):
                 return f"{name} flat: constant value {real[0]:.6g}"
         return None

@@ -437,3 +437,18 @@ def test_bandpass_still_rejects_a_flat_channel_and_round_trips(tmp_path):
     loaded = QualityFMFeatureExtractor.from_pretrained(tmp_path)
     assert loaded.bandpass is True and loaded.normalization == "robust_channel"
     assert QualityFMFeatureExtractor.from_pretrained(tmp_path).to_dict()["bandpass"] is True
+
+
+@pytest.mark.parametrize("rate", [125, 250, 300, 500])
+def test_a_constant_channel_is_flat_at_any_source_rate(rate):
+    # Resampling a constant adds a tiny ripple (2.4e-4 at 125/250 Hz) that min-max would stretch to [-1, 1]:
+    # flatness is judged on the source samples, as the pair builder does.
+    fe = QualityFMFeatureExtractor()
+    signal = {"PPG": sine(30, rate, 1.2), "ECG_II": np.full(30 * rate, 0.35)}
+    with pytest.raises(ValueError, match="ECG_II flat: constant value 0.35"):
+        fe(signal, sampling_rate=rate)
+    # A channel flat in one window only loses that window, not the others.
+    ecg = sine(60, rate, 1.5)
+    ecg[: 30 * rate] = 0.35
+    out = fe({"PPG": sine(60, rate, 1.2), "ECG_II": ecg}, sampling_rate=rate, return_rejected=True)
+    assert len(out["input_values"]) == 1 and [r[3].split(":")[0] for r in out["rejected"]] == ["ECG_II flat"]
