@@ -17,6 +17,7 @@ from .finetuning import (
     build_task_dataset,
     checkpoint_task,
     collate,
+    crop_inputs,
     extract_features,
     extract_row,
     get_task,
@@ -48,9 +49,7 @@ def window_crops(item: dict, crop: int | None, hop: int | None = None) -> list[d
     length = int(np.asarray(item["attention_mask"]).sum())
     if not crop or length <= crop:
         return [inputs]
-    return [{"input_values": inputs["input_values"][:, s:s + crop],
-             "attention_mask": np.ones(crop, dtype=np.int64), "channel_mask": inputs["channel_mask"]}
-            for s in crop_starts(length, crop, hop or crop // 2)]
+    return [{**inputs, **crop_inputs(inputs, s, crop)} for s in crop_starts(length, crop, hop or crop // 2)]
 
 
 def inference_crop_samples(config) -> int | None:

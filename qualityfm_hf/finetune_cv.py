@@ -13,12 +13,13 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import crossval
-from .evaluation import predict_features, write_model_card
+from .evaluation import evaluate_features, predict_features, write_model_card
 from .finetuning import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
     build_task_dataset,
@@ -52,12 +53,12 @@ def model_method(task: str, model: str, training_args, *, pooling=None, freeze_b
                                    crop_seconds=crop_seconds, probe_epochs=probe_epochs)
             scores = predict_features(net, test)
             if validation and not regression:
-                from .evaluation import per_record
-
-                _, probs, labels = per_record(validation, predict_features(net, validation))
-                labels = (labels == 1).astype(int)
-                if labels.min() != labels.max():
-                    info["threshold"] = select_threshold(labels, probs, get_task(task).THRESHOLD_CRITERION)
+                # The hold-out path's threshold choice on validation records; undefined when they hold one class.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    chosen = evaluate_features(task, net, validation, n_bootstrap=0, choose_threshold=True)
+                if chosen["tp"] + chosen["fn"] and chosen["tn"] + chosen["fp"]:
+                    info["threshold"] = chosen["threshold"]
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
         return scores, info

@@ -211,9 +211,15 @@ class WindowDataset:
         length = int(np.asarray(item["attention_mask"]).sum())
         if self.crop_samples and length > self.crop_samples:
             start = int(self.rng.integers(0, length - self.crop_samples + 1))
-            out["input_values"] = item["input_values"][:, start:start + self.crop_samples]
-            out["attention_mask"] = np.ones(self.crop_samples, dtype=np.int64)
+            out.update(crop_inputs(item, start, self.crop_samples))
         return out
+
+
+def crop_inputs(item: dict, start: int, length: int) -> dict:
+    """`input_values` and `attention_mask` of `length` real samples of a window from `start` (training crops and
+    the test-time crops of `evaluation.window_crops`)."""
+    return {"input_values": item["input_values"][:, start:start + length],
+            "attention_mask": np.ones(length, dtype=np.int64)}
 
 
 def collate(batch: list[dict]) -> dict:
@@ -468,6 +474,7 @@ __all__ = [
     "build_task_dataset",
     "checkpoint_task",
     "collate",
+    "crop_inputs",
     "extract_features",
     "finetune",
     "get_task",
