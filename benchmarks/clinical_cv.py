@@ -16,6 +16,11 @@ import time
 import warnings
 from pathlib import Path
 
+# The default schedule ("long"; finetuning.DEFAULT_TRAINING_ARGS) spelled out, so development variants stay fixed.
+LONG = dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
+            metric_for_best_model="auroc", greater_is_better=True)
+BANDPASS_ROBUST = dict(bandpass=True, normalization="robust_channel")
+
 # name -> (TrainingArguments overrides, finetune_cv options); "cli-default" is whatever `qualityfm finetune` uses.
 VARIANTS = {
     "cli-default": ({}, {}),
@@ -30,41 +35,18 @@ VARIANTS = {
     # preprocessing are the task's recipe (TASK_RECIPES), except in the seed-1000 runs, which predate the recipes.
     "old-default": (dict(num_train_epochs=5, learning_rate=1e-4, metric_for_best_model="loss", greater_is_better=False,
                          warmup_steps=0, lr_scheduler_type="linear"), dict(crop_seconds=None, early_stopping_patience=3)),
-    "long": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
-                  metric_for_best_model="auroc", greater_is_better=True), dict(early_stopping_patience=8)),
-    "long-crop10": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
-                         metric_for_best_model="auroc", greater_is_better=True),
-                    dict(early_stopping_patience=8, crop_seconds=10.0)),
-    "long-crop6.7": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
-                          metric_for_best_model="auroc", greater_is_better=True),
-                     dict(early_stopping_patience=8, crop_seconds=6.67)),
-    "long-crop10-bandpass-robust": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1,
-                                         lr_scheduler_type="cosine", metric_for_best_model="auroc",
-                                         greater_is_better=True),
-                                    dict(early_stopping_patience=8, crop_seconds=10.0,
-                                         feature_extractor_options=dict(bandpass=True,
-                                                                        normalization="robust_channel"))),
-    "long-bandpass-robust": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1, lr_scheduler_type="cosine",
-                                  metric_for_best_model="auroc", greater_is_better=True),
-                             dict(early_stopping_patience=8,
-                                  feature_extractor_options=dict(bandpass=True, normalization="robust_channel"))),
-    "long-bandpass-robust-max": (dict(num_train_epochs=30, learning_rate=1e-4, warmup_steps=0.1,
-                                      lr_scheduler_type="cosine", metric_for_best_model="auroc",
-                                      greater_is_better=True),
-                                 dict(early_stopping_patience=8, pooling="max",
-                                      feature_extractor_options=dict(bandpass=True, normalization="robust_channel"))),
-    "long-lr3e-4-bandpass-robust": (dict(num_train_epochs=30, learning_rate=3e-4, warmup_steps=0.1,
-                                         lr_scheduler_type="cosine", metric_for_best_model="auroc",
-                                         greater_is_better=True),
-                                    dict(early_stopping_patience=8,
-                                         feature_extractor_options=dict(bandpass=True,
-                                                                        normalization="robust_channel"))),
-    "long-crop10-bandpass-robust-lr3e-4": (dict(num_train_epochs=30, learning_rate=3e-4, warmup_steps=0.1,
-                                                lr_scheduler_type="cosine", metric_for_best_model="auroc",
-                                                greater_is_better=True),
-                                           dict(early_stopping_patience=8, crop_seconds=10.0,
-                                                feature_extractor_options=dict(bandpass=True,
-                                                                               normalization="robust_channel"))),
+    **{name: (dict(LONG, **extra_args), dict(early_stopping_patience=8, **options))
+       for name, extra_args, options in (
+           ("long", {}, {}),
+           ("long-crop10", {}, dict(crop_seconds=10.0)),
+           ("long-crop6.7", {}, dict(crop_seconds=6.67)),
+           ("long-crop10-bandpass-robust", {}, dict(crop_seconds=10.0, feature_extractor_options=BANDPASS_ROBUST)),
+           ("long-bandpass-robust", {}, dict(feature_extractor_options=BANDPASS_ROBUST)),
+           ("long-bandpass-robust-max", {}, dict(pooling="max", feature_extractor_options=BANDPASS_ROBUST)),
+           ("long-lr3e-4-bandpass-robust", dict(learning_rate=3e-4), dict(feature_extractor_options=BANDPASS_ROBUST)),
+           ("long-crop10-bandpass-robust-lr3e-4", dict(learning_rate=3e-4),
+            dict(crop_seconds=10.0, feature_extractor_options=BANDPASS_ROBUST)),
+       )},
 }
 
 
