@@ -13,6 +13,7 @@ all-reduce and EMA updates kept teacher and centre in sync.
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch.distributed as dist
@@ -37,6 +38,9 @@ def checksums(model) -> dict[str, float]:
 
 
 def main(output_dir: str, recipe: str = "paper") -> None:
+    # Started here, not by the Trainer, to bound every collective: a stuck one raises (naming itself) after 120 s
+    # instead of waiting gloo's default 30 min. Accelerate reuses an initialised group.
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     args = default_training_arguments(
         output_dir, max_steps=3, per_device_train_batch_size=2, logging_steps=1, save_strategy="no", use_cpu=True,
         seed=0, disable_tqdm=True,
@@ -56,7 +60,9 @@ def main(output_dir: str, recipe: str = "paper") -> None:
             "logged": logged,
             "wrapped": type(trainer.model_wrapped).__name__,
         }
-        (Path(output_dir) / "ranks.json").write_text(json.dumps(result, indent=2))
+        partial = Path(output_dir) / "ranks.json.partial"
+        partial.write_text(json.dumps(result, indent=2))
+        partial.replace(Path(output_dir) / "ranks.json")  # whole or absent: the test may read it after killing us
     # Without these the gloo group can abort at interpreter exit (transformers-v5 notes §3.5).
     dist.barrier()
     dist.destroy_process_group()
