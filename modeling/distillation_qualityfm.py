@@ -22,6 +22,7 @@ from .loss_qualityfm import (
     distillation_loss,
     koleo_loss,
     log_band_powers,
+    quality_score_loss,
     spectral_loss,
     spectral_targets,
 )
@@ -80,9 +81,9 @@ class QualityFMSelfDistillationOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` scalar): λ_distill·L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3) + λ_koleo·L_koleo
-            + λ_band·L_band.
-        distillation_loss / amplitude_loss / phase_loss / koleo_loss / band_power_loss (`torch.FloatTensor`
-            scalars): the components, unweighted.
+            + λ_band·L_band + λ_quality·L_quality.
+        distillation_loss / amplitude_loss / phase_loss / koleo_loss / band_power_loss / quality_loss
+            (`torch.FloatTensor` scalars): the components, unweighted (the quality loss is 0 without scores).
         amplitude / phase (`torch.FloatTensor` of shape `(batch, num_channels, num_fft_bins)`): the student's
             predicted spectra of the teacher-input window.
         student_hidden_state / teacher_hidden_state (`torch.FloatTensor` of shape `(batch, tokens, hidden_size)`):
@@ -102,6 +103,7 @@ class QualityFMSelfDistillationOutput(ModelOutput):
     phase_loss: torch.FloatTensor | None = None
     koleo_loss: torch.FloatTensor | None = None
     band_power_loss: torch.FloatTensor | None = None
+    quality_loss: torch.FloatTensor | None = None
     amplitude: torch.FloatTensor | None = None
     phase: torch.FloatTensor | None = None
     student_hidden_state: torch.FloatTensor | None = None
@@ -148,6 +150,10 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             if config.band_power_loss_weight > 0
             else None
         )
+        # Student only, like the band-power head: it reads the quality of the window the student sees.
+        self.quality_head = (
+            nn.Linear(config.hidden_size, config.num_channels) if config.quality_loss_weight > 0 else None
+        )
         # τ_t of the current step: `TeacherTemperatureCallback` sets it from the schedule before every step.
         self.teacher_temperature = config.teacher_temperature
         self.post_init()
@@ -166,7 +172,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         return model
 
     def student_modules(self) -> list[nn.Module]:
-        """The modules the teacher mirrors (the band-power head has no teacher copy)."""
+        """The modules the teacher mirrors (the band-power and quality heads have no teacher copy)."""
         return [self.student] + ([self.student_head] if self.student_head is not None else [])
 
     def teacher_modules(self) -> list[nn.Module]:
@@ -250,6 +256,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         student_attention_mask: torch.Tensor | None = None,
         teacher_channel_mask: torch.Tensor | None = None,
         student_channel_mask: torch.Tensor | None = None,
+        student_quality_scores: torch.Tensor | None = None,
         return_loss: bool = True,
         return_dict: bool | None = None,
         **kwargs,
@@ -263,6 +270,9 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 1 for real samples.
             teacher_channel_mask / student_channel_mask (`torch.Tensor` of shape `(batch, 2)`, *optional*): 1 =
                 channel present.
+            student_quality_scores (`torch.FloatTensor` of shape `(batch, 2)`, *optional*): the quality score of each
+                channel of the student's window (NaN where not scored), the target of the quality head. Without it
+                the quality loss is 0.
             return_loss (`bool`, defaults to True): compute the losses (its presence also tells the Trainer this
                 model returns a loss without `labels`, so evaluation reports `eval_loss`).
         """
@@ -282,7 +292,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 )
         student = self.student(student_input_values, student_attention_mask, student_channel_mask, return_dict=True)
 
-        losses = (None,) * 6
+        losses = (None,) * 7
         teacher_probs = None
         if return_loss and not self.distills:
             distill = student.pooler_output.new_zeros((), dtype=torch.float32)
@@ -323,6 +333,13 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             if self.band_power_head is not None:
                 band_pred = self.band_power_head(student.pooler_output).view_as(band_target)
                 band_loss = spectral_loss(band_pred, band_target, teacher_channel_mask)
+            quality_loss = distill.new_zeros(())
+            if self.quality_head is not None:
+                quality_pred = self.quality_head(student.pooler_output)
+                if student_quality_scores is not None:
+                    quality_loss = quality_score_loss(quality_pred, student_quality_scores, student_channel_mask)
+                else:  # keep the head in the graph (DDP) with a zero gradient
+                    quality_loss = quality_pred.sum() * 0.0
             amplitude_loss = spectral_loss(student.amplitude, amplitude_target, teacher_channel_mask)
             phase_loss = spectral_loss(student.phase, phase_target, teacher_channel_mask)
             # Every term stays in the graph even at weight 0, so DDP finds a gradient for every parameter.
@@ -332,9 +349,10 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 + self.config.phase_loss_weight * phase_loss
                 + self.config.koleo_loss_weight * koleo
                 + self.config.band_power_loss_weight * band_loss
+                + self.config.quality_loss_weight * quality_loss
             )
             losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach(), koleo.detach(),
-                      band_loss.detach())
+                      band_loss.detach(), quality_loss.detach())
             if self.training and self.distills:
                 # After the loss, as the reference's EMALoss: this step's targets used the previous centre.
                 self.update_center(teacher_out, teacher.token_mask)
@@ -346,6 +364,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             phase_loss=losses[3],
             koleo_loss=losses[4],
             band_power_loss=losses[5],
+            quality_loss=losses[6],
             amplitude=student.amplitude,
             phase=student.phase,
             student_hidden_state=student.last_hidden_state,

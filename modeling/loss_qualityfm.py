@@ -248,12 +248,40 @@ def koleo_loss(embeddings: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return -torch.log(distance + eps).mean()
 
 
+def quality_score_loss(
+    pred: torch.Tensor, target: torch.Tensor, channel_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""
+    Mean squared error between predicted and scored per-channel quality (beyond the paper; the target of the quality
+    head), over the channels that are present and were scored.
+
+    Args:
+        pred (`torch.Tensor` of shape `(batch, channels)`): the quality head's output.
+        target (`torch.Tensor` of shape `(batch, channels)`): each channel's quality score in [0, 1] as the pair
+            builder scored the window (`qualityfm_hf.quality`); NaN where a channel was not scored (absent).
+        channel_mask (`torch.Tensor` of shape `(batch, channels)`, *optional*): 1 where the student saw the channel;
+            a channel dropped by modality dropout has no quality to read.
+
+    Returns:
+        `torch.FloatTensor` scalar; 0 (in the graph) when no channel of the batch counts.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
+    weight = torch.isfinite(target)
+    if channel_mask is not None:
+        weight = weight & (channel_mask > 0)
+    error = (pred.float() - torch.nan_to_num(target.float())) ** 2
+    weight = weight.to(error.dtype)
+    return (error * weight).sum() / weight.sum().clamp(min=1.0)
+
+
 __all__ = [
     "center_and_sharpen",
     "distillation_loss",
     "koleo_loss",
     "log_band_powers",
     "log_power_spectrum",
+    "quality_score_loss",
     "spectral_loss",
     "spectral_targets",
     "zscore",

@@ -3,9 +3,11 @@
 Every item is one teacher/student pair (paper notes §2):
 
     {"teacher_input_values": (2, T) float32,  "student_input_values": (2, T) float32,
-     "teacher_channel_mask": (2,) int64,       "student_channel_mask": (2,) int64}
+     "teacher_channel_mask": (2,) int64,       "student_channel_mask": (2,) int64,
+     "teacher_quality_scores": (2,) float32,   "student_quality_scores": (2,) float32}
 
-in [PPG, ECG_II] order, min-max normalised to [-1, 1]; T = 9000 (30 s at 300 Hz). With `return_provenance=True`
+in [PPG, ECG_II] order, min-max normalised to [-1, 1]; T = 9000 (30 s at 300 Hz). The quality scores are each
+channel's score in [0, 1] from the pair builder (NaN where a channel was not scored); the quality head's target. With `return_provenance=True`
 items also carry `teacher_window_id`, `student_window_id`, `record`, `teacher_start_seconds`,
 `student_start_seconds`, `teacher_quality`, `student_quality`, `teacher_class`, `student_class`.
 """
@@ -63,12 +65,15 @@ def _read_parquet(path: Path):
         ) from err
 
 
-def _windows_arrays(table, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids (n,), input_values (n, 2, T) float32, channel_mask (n, 2) int64) from a windows table."""
+def _windows_arrays(table, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ids (n,), input_values (n, 2, T) float32, channel_mask (n, 2) int64, quality_scores (n, 2) float32 in channel
+    order [PPG, ECG_II], NaN where a channel was not scored) from a windows table."""
     ids = table.column("window_id").to_numpy()
     values = table.column("input_values").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     mask = table.column("channel_mask").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return ids, values.reshape(len(ids), 2, samples), mask.reshape(len(ids), 2).astype(np.int64)
+    scores = np.stack([np.asarray(table.column(key).to_numpy(zero_copy_only=False), np.float32)
+                       for key in ("ppg_quality", "ecg_quality")], axis=1).reshape(len(ids), 2)
+    return ids, values.reshape(len(ids), 2, samples), mask.reshape(len(ids), 2).astype(np.int64), scores
 
 
 def _check_tensors(return_tensors: str) -> None:
@@ -76,12 +81,14 @@ def _check_tensors(return_tensors: str) -> None:
         raise ValueError(f"`return_tensors` is {return_tensors!r}, but has to be one of {list(RETURN_TENSORS)}.")
 
 
-def _item(values, masks, t_row, s_row, return_tensors, provenance: dict | None) -> dict:
+def _item(values, masks, scores, t_row, s_row, return_tensors, provenance: dict | None) -> dict:
     item = {
         "teacher_input_values": values[t_row],
         "student_input_values": values[s_row],
         "teacher_channel_mask": masks[t_row],
         "student_channel_mask": masks[s_row],
+        "teacher_quality_scores": scores[t_row],
+        "student_quality_scores": scores[s_row],
     }
     # Copies, so an item can be changed (augmented in place) without touching the shared window store.
     item = {k: torch.from_numpy(np.array(v)) if return_tensors == "pt" else np.array(v) for k, v in item.items()}
@@ -114,20 +121,22 @@ class QualityPairsDataset(Dataset):
         directory, manifest, shards = _shards(directory)
         self.return_provenance, self.return_tensors = return_provenance, return_tensors
         samples = int(round(manifest["config"]["window_seconds"] * manifest["config"]["sampling_rate"]))
-        values, masks, teacher_rows, student_rows, tables = [], [], [], [], []
+        values, masks, scores, teacher_rows, student_rows, tables = [], [], [], [], [], []
         offset = 0
         for shard in shards:
-            ids, v, m = _windows_arrays(_read_parquet(directory / shard["windows"]["file"]), samples)
+            ids, v, m, q = _windows_arrays(_read_parquet(directory / shard["windows"]["file"]), samples)
             pairs = _read_parquet(directory / shard["pairs"]["file"])
             where = f"pairs shard {directory / shard['pairs']['file']}"
             teacher_rows.append(offset + _lookup(ids, pairs.column("teacher_window_id").to_numpy(), where))
             student_rows.append(offset + _lookup(ids, pairs.column("student_window_id").to_numpy(), where))
             values.append(v)
             masks.append(m)
+            scores.append(q)
             tables.append(pairs)
             offset += len(ids)
         self.values = np.concatenate(values) if values else np.zeros((0, 2, samples), np.float32)  # (windows, 2, T)
         self.channel_mask = np.concatenate(masks) if masks else np.zeros((0, 2), np.int64)  # (windows, 2)
+        self.quality_scores = np.concatenate(scores) if scores else np.zeros((0, 2), np.float32)  # (windows, 2)
         self.teacher_rows = np.concatenate(teacher_rows) if teacher_rows else np.zeros(0, np.int64)  # (pairs,)
         self.student_rows = np.concatenate(student_rows) if student_rows else np.zeros(0, np.int64)
         self._provenance = None
@@ -143,7 +152,7 @@ class QualityPairsDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"pair index {index} out of range for {len(self)} pairs")
         provenance = None if self._provenance is None else {k: v[index] for k, v in self._provenance.items()}
-        return _item(self.values, self.channel_mask, self.teacher_rows[index], self.student_rows[index],
+        return _item(self.values, self.channel_mask, self.quality_scores, self.teacher_rows[index], self.student_rows[index],
                      self.return_tensors, provenance)
 
 
@@ -204,7 +213,7 @@ class StreamingQualityPairsDataset(IterableDataset):
             batches = list(self._stream(windows_path))
             if not batches:
                 continue
-            ids, values, masks = _windows_arrays(pa.concat_tables(batches), self.samples)
+            ids, values, masks, scores = _windows_arrays(pa.concat_tables(batches), self.samples)
             where = f"pairs shard {self.directory / shard['pairs']['file']}"
             for batch in self._stream(self.directory / shard["pairs"]["file"]):
                 t_rows = _lookup(ids, batch.column("teacher_window_id").to_numpy(), where)
@@ -212,7 +221,7 @@ class StreamingQualityPairsDataset(IterableDataset):
                 provenance = batch.select(list(PROVENANCE)).to_pydict() if self.return_provenance else None
                 for k in range(batch.num_rows):
                     extra = None if provenance is None else {key: v[k] for key, v in provenance.items()}
-                    yield _item(values, masks, t_rows[k], s_rows[k], self.return_tensors, extra)
+                    yield _item(values, masks, scores, t_rows[k], s_rows[k], self.return_tensors, extra)
 
 
 def load_pairs(

@@ -49,9 +49,10 @@ BASE_LEARNING_RATE = 1e-4  # per 256 pairs: lr = BASE_LEARNING_RATE × total_bat
 REFERENCE_BATCH_SIZE = 256
 MIN_LEARNING_RATE = 1e-6
 WEIGHT_DECAY_START, WEIGHT_DECAY_END = 0.04, 0.4
-LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss", "band_power_loss")
+LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss", "band_power_loss", "quality_loss")
 PAIR_KEYS = ("teacher_input_values", "student_input_values")
 MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
+SCORE_KEY = "student_quality_scores"  # the quality head's target; the teacher's scores matter for same-window items
 
 
 # TrainingArguments of `default_training_arguments` (and of `qualityfm pretrain`) where they differ from transformers'.
@@ -169,6 +170,10 @@ class PairCollator:
     gives the student the teacher's window (and channel mask) instead of the worse one; the two views then differ only
     by their independent augmentations, as in DINO.
 
+    When every item carries `teacher_quality_scores` and `student_quality_scores` (as `load_pairs` items do), the
+    batch holds `student_quality_scores`, the quality head's target: the scores of the window the student sees (the
+    teacher's for a same-window item; a crop keeps its whole window's scores).
+
     With `student_crop_min_samples` > 0 (beyond the paper), the student sees a random contiguous crop of its window
     (length uniform from that minimum to the whole window), min-max normalised again over its present channels as the
     feature extractor would, placed at the start and right-padded with zeros; the batch then holds a
@@ -199,6 +204,8 @@ class PairCollator:
             raise ValueError("PairCollator got an empty batch.")
         batch: dict[str, list[np.ndarray]] = {key: [] for key in PAIR_KEYS}
         masks = [key for key in MASK_KEYS if all(feature.get(key) is not None for feature in features)]
+        with_scores = all(feature.get(key) is not None for feature in features
+                          for key in ("teacher_quality_scores", SCORE_KEY))
         for feature in features:
             missing = [key for key in PAIR_KEYS if key not in feature]
             if missing:
@@ -208,11 +215,16 @@ class PairCollator:
                 )
             windows = [np.asarray(_to_numpy(feature[key]), dtype=np.float32) for key in PAIR_KEYS]
             mask_values = {key: np.asarray(_to_numpy(feature[key]), dtype=np.float32) for key in masks}
+            scores = None
+            if with_scores:
+                scores = np.asarray(_to_numpy(feature[SCORE_KEY]), dtype=np.float32)
             rng = np.random.default_rng([self.seed, self.epoch, _fingerprint(windows)])
             if self.same_window_fraction > 0 and rng.random() < self.same_window_fraction:
                 windows[1] = windows[0]
                 if masks:
                     mask_values[MASK_KEYS[1]] = mask_values[MASK_KEYS[0]]
+                if with_scores:
+                    scores = np.asarray(_to_numpy(feature["teacher_quality_scores"]), dtype=np.float32)
             if self.augment:
                 windows = [augment_window(window, rng) for window in windows]
             if self.student_crop_min_samples > 0:
@@ -223,6 +235,8 @@ class PairCollator:
                 batch[key].append(window)
             for key in masks:
                 batch.setdefault(key, []).append(mask_values[key])
+            if with_scores:
+                batch.setdefault(SCORE_KEY, []).append(scores)
         return {key: torch.from_numpy(np.stack(values)) for key, values in batch.items()}
 
 

@@ -300,9 +300,9 @@ def test_streaming_and_in_memory_loaders_give_the_same_pairs(built):
         a, b = in_memory[k], streamed[k]
         assert a.keys() == b.keys()
         for key in a:
-            if key.endswith(("input_values", "channel_mask")):
+            if key.endswith(("input_values", "channel_mask", "quality_scores")):
                 assert a[key].shape == ((2, 9000) if key.endswith("values") else (2,))
-                assert np.array_equal(a[key].numpy(), b[key].numpy())
+                assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True)
             else:
                 assert a[key] == b[key]
     assert [(p["teacher_window_id"], p["student_window_id"]) for p in streamed] == [
@@ -317,8 +317,14 @@ def test_loaded_pair_holds_the_stored_windows(built):
     row = windows["window_id"].index(item["teacher_window_id"])
     np.testing.assert_array_equal(item["teacher_input_values"].ravel(), np.float32(windows["input_values"][row]))
     assert item["teacher_input_values"].dtype == np.float32 and item["teacher_channel_mask"].dtype == np.int64
+    # The quality head's target: the stored per-channel scores of that window, [PPG, ECG_II], NaN when not scored.
+    np.testing.assert_array_equal(
+        item["teacher_quality_scores"],
+        np.float32([windows["ppg_quality"][row], windows["ecg_quality"][row]]).astype(np.float32),
+    )
     assert set(load_pairs(reference)[0]) == {"teacher_input_values", "student_input_values",
-                                             "teacher_channel_mask", "student_channel_mask"}
+                                             "teacher_channel_mask", "student_channel_mask",
+                                             "teacher_quality_scores", "student_quality_scores"}
 
 
 def test_streaming_splits_shards_over_dataloader_workers(built):

@@ -231,3 +231,70 @@ def test_student_crop_is_renormalised_padded_and_masked():
     assert "teacher_attention_mask" not in batch  # the targets stay those of the whole teacher window
     out = QualityFMForSelfDistillation(pooled_config(student_crop_min_seconds=10)).train()(**batch)
     assert torch.isfinite(out.loss)
+
+
+# ---- the quality head -------------------------------------------------------------------------------------------
+
+
+def test_quality_score_loss_averages_present_scored_channels_only():
+    from qualityfm_hf.modeling.loss_qualityfm import quality_score_loss
+
+    pred = torch.tensor([[0.5, 0.2], [0.9, 0.0]], requires_grad=True)
+    target = torch.tensor([[float("nan"), 0.4], [0.7, 1.0]])  # PPG of the first window was not scored
+    mask = torch.tensor([[1, 1], [1, 0]])  # the second window's ECG was dropped
+    loss = quality_score_loss(pred, target, mask)
+    assert loss.item() == pytest.approx(((0.2 - 0.4) ** 2 + (0.9 - 0.7) ** 2) / 2)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[0, 0] == 0 and pred.grad[1, 1] == 0
+    nothing = quality_score_loss(pred, torch.full((2, 2), float("nan")))
+    assert nothing.item() == 0.0  # no scored channel: no signal, not NaN
+    with pytest.raises(ValueError, match="same shape"):
+        quality_score_loss(pred, target[:, :1])
+
+
+def test_collator_gives_the_scores_of_the_window_the_student_sees():
+    pairs = RealPairs()
+    items = []
+    for i in range(4):
+        item = dict(pairs[i])
+        item["teacher_quality_scores"] = torch.tensor([0.9, 0.8])
+        item["student_quality_scores"] = torch.tensor([0.1, float("nan")])
+        items.append(item)
+    crossed = PairCollator(augment=False)(items)["student_quality_scores"]
+    assert torch.equal(crossed[:, 0], torch.full((4,), 0.1)) and crossed[:, 1].isnan().all()
+    same = PairCollator(augment=False, same_window_fraction=1.0)(items)["student_quality_scores"]
+    assert torch.equal(same, torch.tensor([[0.9, 0.8]] * 4))
+    assert "student_quality_scores" not in PairCollator(augment=False)([pairs[0], pairs[1]])
+
+
+def test_quality_head_is_in_the_loss_and_learns_real_window_scores():
+    from qualityfm_hf.quality import ecg_quality, ppg_quality
+
+    pairs = RealPairs()
+    items = []
+    for i in range(6):
+        item = dict(pairs[i])
+        window = item["student_input_values"].numpy()
+        item["teacher_quality_scores"] = torch.zeros(2)  # unused: no same-window items here
+        item["student_quality_scores"] = torch.tensor([ppg_quality(window[0], RATE), ecg_quality(window[1], RATE)])
+        items.append(item)
+    batch = PairCollator(augment=False)(items)
+    assert torch.isfinite(batch["student_quality_scores"]).all()
+    torch.manual_seed(0)
+    model = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0, quality_loss_weight=1.0,
+                                                       modality_dropout=0.0)).train()
+    out = model(**batch)
+    weights = model.config
+    expected = (weights.amplitude_loss_weight * out.amplitude_loss + weights.koleo_loss_weight * out.koleo_loss
+                + weights.band_power_loss_weight * out.band_power_loss + out.quality_loss)
+    assert out.quality_loss > 0 and out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    optimizer = torch.optim.Adam(model.quality_head.parameters(), lr=1e-2)
+    first = out.quality_loss.item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        out = model(**batch)
+        out.loss.backward()  # only the quality head steps; the output's components are detached
+        optimizer.step()
+    assert out.quality_loss.item() < 0.5 * first
+    without = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0)).train()
+    assert without.quality_head is None and without(**batch).quality_loss == 0
