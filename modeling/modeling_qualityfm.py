@@ -77,6 +77,9 @@ class QualityFMForPretrainingOutput(ModelOutput):
 # Tokenizer
 
 
+LARGE_INPUT = 1e6  # |input_values| beyond this are rescaled by the tokenizer (see QualityFMTemporalConv.forward)
+
+
 class QualityFMGroupNorm(nn.GroupNorm):
     """GroupNorm(1 group) whose statistics cover real time steps only.
 
@@ -170,6 +173,11 @@ class QualityFMTemporalConv(nn.Module):
 
     def forward(self, signal: torch.Tensor, lengths: torch.Tensor | None = None):
         """`lengths` (batch,) counts real samples; returns tokens and the token lengths."""
+        # GroupNorm follows the first conv, so the tokens hardly depend on the input's scale, but float32 statistics
+        # overflow (NaN) from about 1e18. A window beyond ±LARGE_INPUT, far outside the feature extractor's
+        # [-1, 1], is divided by its peak first; any other window is untouched, bit for bit.
+        peak = signal.detach().abs().amax(dim=(1, 2), keepdim=True)
+        signal = torch.where(peak > LARGE_INPUT, signal / peak.clamp(min=1.0), signal)
         matmul = self.use_matmul_conv and signal.device.type == "cpu"
         hidden = signal.transpose(1, 2).contiguous() if matmul else signal
         for conv, norm in zip(self.convs, self.norms):

@@ -219,3 +219,27 @@ def test_finite_input_never_gives_nan_even_at_extremes():
         out = model(x)
     for tensor in (out.last_hidden_state, out.amplitude, out.phase):
         assert torch.isfinite(tensor).all()
+
+
+def test_huge_finite_input_is_rescaled_not_nan_and_normal_input_is_untouched(monkeypatch):
+    # Issue 10 item 6: finite input scaled by 1e25 gave 18,432 NaN tokens with input_values alone (float32 GroupNorm
+    # statistics overflow); with masks it was finite only because the masked path divided by an infinite variance.
+    torch.manual_seed(0)
+    model = QualityFMModel(QualityFMConfig.from_preset("base")).eval()
+    x = torch.randn(2, 2, 9000).clamp(-1, 1)
+    with torch.no_grad():
+        reference = model(x).pooler_output
+        for scale in (1e7, 1e25, 1e37):
+            for kwargs in ({}, {"attention_mask": torch.ones(2, 9000), "channel_mask": torch.ones(2, 2)}):
+                out = model(x * scale, **kwargs)
+                assert torch.isfinite(out.last_hidden_state).all(), (scale, kwargs)
+                # GroupNorm follows the first conv: a rescaled window means what the window means.
+                torch.testing.assert_close(out.pooler_output, reference, atol=1e-3, rtol=0)
+        # Below the threshold the input reaches the convs unchanged: the same numbers, bit for bit, as without the
+        # guard.
+        from qualityfm_hf.modeling import modeling_qualityfm
+
+        below = x * (modeling_qualityfm.LARGE_INPUT / 2)
+        guarded = model(below).last_hidden_state
+        monkeypatch.setattr(modeling_qualityfm, "LARGE_INPUT", float("inf"))
+        assert torch.equal(model(below).last_hidden_state, guarded)

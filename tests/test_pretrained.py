@@ -29,6 +29,25 @@ def test_pretrained_base_loads_with_automodel_and_is_the_base_encoder():
         assert not torch.allclose(trained[name], initial[name]), name
 
 
+def test_shipped_remote_code_is_the_package_code():
+    # The shipped encoder's folder carries the modeling files for trust_remote_code users; a fix made in modeling/
+    # and not copied there would reach in-process users only.
+    from pathlib import Path
+
+    from qualityfm_hf.modeling import modeling_qualityfm
+
+    folder = Path(qualityfm_hf.pretrained_path("base"))
+    package = Path(qualityfm_hf.__file__).resolve().parent
+    modeling = Path(modeling_qualityfm.__file__).resolve().parent
+    shipped = sorted(folder.glob("*.py"))
+    assert {p.name for p in shipped} >= {"modeling_qualityfm.py", "configuration_qualityfm.py",
+                                         "attention_qualityfm.py", "feature_extraction_qualityfm.py"}
+    for path in shipped:
+        source = modeling / path.name
+        source = source if source.is_file() else package / path.name
+        assert path.read_text() == source.read_text(), f"{path} differs from {source}: copy it over"
+
+
 def test_pretrained_base_model_card_names_data_licence_recipe_and_results():
     card = (qualityfm_hf.pretrained_path("base") / "README.md").read_text()
     for needle in ("ODC-By", "PhysioNet", "Clifford", "default recipe", "random initialisation", "AUROC",

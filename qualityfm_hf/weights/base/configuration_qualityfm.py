@@ -93,6 +93,11 @@ class QualityFMConfig(PreTrainedConfig):
             carry the spectrum. The head is used in pretraining only. 0 builds no head.
         num_band_powers (`int`, defaults to 64) / band_power_low_hz / band_power_high_hz (`float`, defaults to
             0.5 / 20.0): log-spaced bands of that target, per channel.
+        quality_loss_weight (`float`, defaults to 0.0): beyond the paper. Weight of a quality term: a linear head on
+            the student's pooled embedding predicts the quality score of each channel of the window it sees, as the
+            pair builder scored it (`loss_qualityfm.quality_score_loss`). The paper's pairs use those scores only to
+            say which window is better, and predicting the better window's spectrum from the worse rewards an
+            embedding that ignores quality; this term makes the embedding carry it. 0 builds no head.
         student_crop_min_seconds (`float`, defaults to 0.0): beyond the paper. When > 0 the student sees a random
             crop of its window, from this many seconds to the whole window, renormalised and right-padded (the
             collator applies it), so the pooled embedding also fits the shorter windows of downstream tasks.
@@ -154,6 +159,7 @@ class QualityFMConfig(PreTrainedConfig):
     num_band_powers: int = 64
     band_power_low_hz: float | int = 0.5
     band_power_high_hz: float | int = 20.0
+    quality_loss_weight: float | int = 0.0
     student_crop_min_seconds: float | int = 0.0
     same_window_fraction: float | int = 0.0
     decision_threshold: float | None = None
