@@ -305,3 +305,55 @@ def test_cli_pretrain_errors_are_one_line(tmp_path, capsys):
     assert cli_main.main(["pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path), "--set",
                           "no_such_field=1"]) == 1
     assert "QualityFMConfig has no field 'no_such_field'" in capsys.readouterr().err
+
+
+def test_cli_resume_skips_a_half_written_checkpoint_and_names_it(tmp_path, monkeypatch, capsys, caplog):
+    # Issue 10 items 8 and 13: a checkpoint half-written when a run was killed (0-byte optimizer.pt, no
+    # trainer_state.json) gave a traceback on resume, and the README's checkpoint-1000 did not exist.
+    from qualityfm_hf.cli import main as cli_main
+    from qualityfm_hf.cli import pretrain as cli_pretrain
+    from qualityfm_hf.modeling import configuration_qualityfm
+
+    small = {k: v for k, v in small_config().to_diff_dict().items() if k in ("num_hidden_layers", "intermediate_size",
+                                                                                "conv_dim", "conv_kernel")}
+    monkeypatch.setitem(configuration_qualityfm.PRESETS, "base", small)
+    monkeypatch.setattr(cli_pretrain, "load_pairs_dataset", lambda directory: RealPairs())
+    (tmp_path / "pairs").mkdir()
+    run = tmp_path / "run"
+
+    def pretrain_cli(*extra):
+        return cli_main.main([
+            "pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(run), "--json", "--max_steps", "4",
+            "--save_steps", "2", "--per_device_train_batch_size", "2", "--logging_steps", "1", "--use_cpu",
+            "--disable_tqdm", "true", "--set", "num_prototypes=64", *extra,
+        ])
+
+    assert pretrain_cli() == 0
+    (run / "checkpoint-4" / "optimizer.pt").write_bytes(b"")
+    (run / "checkpoint-4" / "trainer_state.json").unlink()
+    capsys.readouterr()
+
+    assert pretrain_cli("--resume_from_checkpoint", str(run / "checkpoint-4")) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "checkpoint-4 is incomplete" in err and "optimizer.pt is empty" in err and "trainer_state.json is missing" in err
+    assert str(run / "checkpoint-2") in err  # what can be resumed instead
+
+    assert pretrain_cli("--resume_from_checkpoint", str(run / "checkpoint-1000")) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint-1000 does not exist" in err
+
+    with caplog.at_level("WARNING"):
+        assert pretrain_cli("--resume_from_checkpoint", "true") == 0
+    assert "skipping" in caplog.text and "checkpoint-4 is incomplete" in caplog.text
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["steps"] == 4  # resumed at step 2 and trained on to 4
+
+
+def test_resume_true_with_no_complete_checkpoint_is_one_clear_error(tmp_path):
+    from qualityfm_hf.training import resolve_resume_checkpoint
+
+    assert resolve_resume_checkpoint(None, tmp_path) is None and resolve_resume_checkpoint("false", tmp_path) is None
+    (tmp_path / "checkpoint-3").mkdir()
+    with pytest.raises(ValueError, match=r"holds no complete checkpoint \(1 incomplete\); start the run without"):
+        resolve_resume_checkpoint("true", tmp_path)

@@ -2,7 +2,8 @@
 
 Options this command does not know are parsed as `transformers.TrainingArguments` (e.g. `--max_steps 50
 --per_device_train_batch_size 8 --bf16`), on top of `training.DEFAULT_TRAINING_ARGS`; `--output` is their
-`output_dir`. `--resume_from_checkpoint OUTPUT/checkpoint-N` continues a run exactly.
+`output_dir`. `--resume_from_checkpoint OUTPUT/checkpoint-N` continues a run exactly; `--resume_from_checkpoint true`
+continues from the newest complete checkpoint in `--output` (one left half-written by a killed run is skipped).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .training_args import parse_training_arguments as _parse_training_arguments
 EXAMPLES = """examples:
   qualityfm pretrain --pairs pairs/ --preset base --output runs/base --max_steps 600
   qualityfm pretrain --pairs pairs_vt/ pairs_af/ --output runs/base --recipe paper --max_steps 50
-  qualityfm pretrain --pairs pairs/ --output runs/base --resume_from_checkpoint runs/base/checkpoint-500
+  qualityfm pretrain --pairs pairs/ --output runs/base --resume_from_checkpoint true
   torchrun --nproc_per_node 4 -m qualityfm_hf.cli.main pretrain --pairs pairs/ --output runs/base --bf16
 
 --recipe default (the default) is the recipe that learns: window-level distillation through a projection head,
@@ -102,6 +103,12 @@ def pretrain_command(args) -> int:
         if not pairs_dir.is_dir():
             raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
     training_args = parse_training_arguments(args.extra, args.output, args.recipe)
+    from ..training import resolve_resume_checkpoint
+
+    try:  # before the pairs are read: a wrong checkpoint costs nothing
+        resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    except ValueError as err:
+        raise QualityFMCLIError(str(err)) from None
     explicit_lr = any(option.split("=")[0] == "--learning_rate" for option in args.extra)
 
     from huggingface_hub.errors import StrictDataclassError
@@ -140,7 +147,7 @@ def pretrain_command(args) -> int:
         recipe=args.recipe,
         base_learning_rate=base_learning_rate,
         augment=not args.no_augment,
-        resume_from_checkpoint=training_args.resume_from_checkpoint,
+        resume_from_checkpoint=resume,
     )
     if not trainer.is_world_process_zero():
         return 0
