@@ -411,13 +411,11 @@ def build_pairs(
                desc="records", unit="rec", disable=not progress)
     pool = None
     if workers > 1 and tasks:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         import neurokit2  # noqa: F401  imported once here, so forked workers do not each pay ~5 s for it
 
-        methods = multiprocessing.get_all_start_methods()
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if "fork" in methods else None))
+        from .processes import worker_pool
+
+        pool = worker_pool(workers)  # workers die with this process, even when it is SIGKILLed
     try:
         for index, idx in todo:
             jobs = [tasks[i] for i in idx]

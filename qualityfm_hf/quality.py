@@ -25,12 +25,13 @@ import functools
 import itertools
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import scipy.signal
+
+from .processes import worker_pool
 
 QUALITY_CLASSES = ("Bad", "Poor", "Acceptable", "Good", "Excellent")  # index grows with quality
 # Lower bounds of Poor, Acceptable, Good, Excellent (§2.1): [0.3, 0.5), [0.5, 0.7), [0.7, 0.9), >= 0.9.
@@ -489,11 +490,10 @@ def _score_in_pool(ppg, ecg, has_ppg, has_ecg, sampling_rate, ecg_method, worker
     bounds = np.linspace(0, n, max(workers, min(4 * workers, n // 32)) + 1).astype(int)
     ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
     forked = "fork" in multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if forked else None)
     try:
         if forked:
             _FORKED_BATCH = (ppg, ecg, has_ppg, has_ecg)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with worker_pool(workers) as pool:  # workers die with this process, even when it is SIGKILLed
             if forked:
                 futures = [pool.submit(_score_forked_range, a, b, sampling_rate, ecg_method) for a, b in ranges]
             else:  # spawn: the windows have to travel
