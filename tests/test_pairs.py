@@ -265,11 +265,29 @@ def test_same_size_corruption_is_caught_by_checksum_and_read_error(built, tmp_pa
     shutil.copytree(reference, out)
     damaged = out / "pairs-00002.parquet"
     damaged.write_bytes(b"\0" * damaged.stat().st_size)
-    with pytest.raises(ValueError, match="pairs-00002.parquet could not be read"):
+    with pytest.raises(ValueError, match="pairs-00002.parquet is damaged: its sha256 does not match"):
         load_pairs(out)
     with pytest.warns(UserWarning, match="sha256"):
         build_pairs(records, out, records_per_shard=1, progress=False)
     assert _tables(out) == _tables(reference)
+
+
+def test_bytes_flipped_in_a_readable_shard_are_caught_on_load(built, tmp_path):
+    # Issue 10 item 1: same size, still a valid Parquet file, different window values; pretraining trained on them.
+    _, reference, _ = built
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    damaged = out / "windows-00000.parquet"
+    data = bytearray(damaged.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4] = bytes(255 - b for b in data[middle:middle + 4])
+    damaged.write_bytes(bytes(data))
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(damaged).num_rows > 0  # readable: only the digest shows the change
+    for streaming in (False, True):
+        with pytest.raises(ValueError, match="windows-00000.parquet is damaged: its sha256 does not match"):
+            load_pairs(out, streaming=streaming)
 
 
 def test_records_without_ppg_and_ecg_are_skipped_and_counted(tmp_path):
