@@ -292,7 +292,10 @@ def plot_results(task: str, result: dict, path: str | Path) -> None:
 
 
 def predict_records(model_dir: str | Path, records: list[str | Path], window_seconds: float | None = None) -> list[dict]:
-    """Per-record predictions: probability and label (classification) or median SBP/DBP over windows (ABP)."""
+    """Per-record predictions: probability and label (classification) or median SBP/DBP over windows (ABP).
+
+    A record that cannot be read or has no usable window gets `{"record": ..., "error": why}` and the others are
+    still predicted."""
     from .io import expand_records, find_channel, read_recording
 
     records = expand_records(records)
@@ -303,7 +306,12 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
         kwargs["with_targets"] = False
     results = []
     for path in records:
-        recording = read_recording(path)
+        try:
+            recording = read_recording(path)
+        except Exception as err:  # one unreadable record (truncated, damaged header) must not cost the others
+            reason = " ".join(str(err).split()) or type(err).__name__
+            results.append({"record": str(path), "error": f"could not be read: {reason}"})
+            continue
         rows, reason = module.record_windows(recording, find_channel, **kwargs)
         if reason or not rows:
             results.append({"record": str(path), "error": reason or "no window"})

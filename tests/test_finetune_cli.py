@@ -90,6 +90,33 @@ def test_predict_accepts_a_folder_of_records(af_model, capsys):
     assert sorted(Path(r["record"]).name for r in results) == sorted(p.stem for p in AF_2017.glob("*.hea"))
 
 
+def test_predict_goes_on_past_a_truncated_record_and_says_so_in_its_exit_status(af_model, tmp_path, capsys):
+    # Issue 10 item 10: one truncated .mat among five records gave exit 1 and no prediction for the four good ones.
+    import shutil
+
+    from qualityfm_hf.cli.predict import EXIT_PARTIAL
+
+    names = sorted(p.stem for p in AF_2017.glob("*.hea"))[:5]
+    for name in names:
+        for suffix in (".hea", ".mat"):
+            shutil.copy(AF_2017 / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    truncated = tmp_path / f"{names[2]}.mat"
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    records = [str(tmp_path / name) for name in names]
+    assert main(["predict", "--model", str(af_model), "--json", *records]) == EXIT_PARTIAL == 3
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert [Path(r["record"]).name for r in results] == names
+    assert [("error" in r) for r in results] == [False, False, True, False, False]
+    assert "could not be read" in results[2]["error"]
+    assert "1 of 5 records could not be predicted" in captured.err and "Traceback" not in captured.err
+    assert main(["predict", "--model", str(af_model), *records]) == EXIT_PARTIAL
+    assert f"{records[2]}: skipped (could not be read" in capsys.readouterr().out
+    assert main(["predict", "--model", str(af_model), records[2]]) == 1  # nothing predicted
+    err = capsys.readouterr().err.strip().splitlines()  # transformers' own "Loading weights" bar comes first
+    assert "Traceback" not in "\n".join(err) and "no record could be predicted" in err[-1]
+
+
 def test_evaluate_refuses_weights_that_do_not_match_config_or_are_truncated(af_model, tmp_path, capsys):
     import shutil
 
