@@ -272,6 +272,13 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     """
     path = Path(directory) / MANIFEST
     if not path.is_file():
+        folder = Path(directory)
+        if folder.is_dir() and (any(folder.glob("*.hea")) or any(folder.glob("*.vital"))):
+            # A records folder: pairs belong in a folder of their own, not among the records.
+            raise FileNotFoundError(
+                f"{directory} holds records, not pairs (no {MANIFEST}). Build pairs from them first: `qualityfm "
+                f"build-pairs --input {directory} --output pairs/{folder.resolve().name}`, then pass that folder."
+            )
         raise FileNotFoundError(
             f"{path} not found: {directory} is not a pairs directory. Build one with "
             f"`qualityfm build-pairs --input RECORDS --output {directory}`."

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import QualityFMCLIError
+
+DEBUG_ENV = "QUALITYFM_DEBUG"
 
 # (module, parser-builder) in the order `--help` lists them.
 COMMANDS = [
@@ -32,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qualityfm",
         description="QualityFM: quality-aware foundation model for ICU/OR PPG and ECG waveforms.",
+        epilog=f"Every failure is one line on stderr (exit status 1); `qualityfm --debug COMMAND ...` or "
+               f"{DEBUG_ENV}=1 shows the traceback instead.",
     )
+    parser.add_argument("--debug", action="store_true", help="Show the full traceback when a command fails.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, builder in COMMANDS:
         module = importlib.import_module(f".{module_name}", __package__)
@@ -49,11 +55,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false")
     try:
         result = args.func(args)
     except QualityFMCLIError as err:
+        if debug:
+            raise
         # One line, no traceback: the message already says what to do.
         print(f"qualityfm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"qualityfm {args.command}: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as err:  # anything the command did not foresee: still one line, with the way to the traceback
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or "(no message)"
+        print(f"qualityfm {args.command}: error: {type(err).__name__}: {message} (run `qualityfm --debug "
+              f"{args.command} ...` or set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         return 1
     return int(result or 0)
 

@@ -127,7 +127,10 @@ def pretrain_command(args) -> int:
         raise QualityFMCLIError(" ".join(str(err).split())) from None
     datasets = []
     for pairs_dir in pairs_dirs:
-        datasets.append(load_pairs_dataset(pairs_dir))
+        try:
+            datasets.append(load_pairs_dataset(pairs_dir))
+        except (FileNotFoundError, ValueError) as err:  # not a pairs folder, another format, a damaged shard
+            raise QualityFMCLIError(str(err)) from None
         if len(datasets[-1]) == 0:
             raise QualityFMCLIError(f"--pairs {pairs_dir} holds no pairs; check its manifest.json.")
     if len(datasets) == 1:
