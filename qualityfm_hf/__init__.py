@@ -1,19 +1,13 @@
 """qualityfm-hf: QualityFM, a PPG + ECG foundation model, as a first-class transformers 5 model.
 
 `import qualityfm_hf` registers the config, models, heads and feature extractor with the transformers Auto classes.
+
+The `qualityfm` command is the one exception: its launcher (`qualityfm_cli`) defers that import, which pulls in
+torch and transformers (about 8 s), until a command has parsed its arguments, so `--help` and argument errors answer
+at once. It then calls `load()`, which does what a plain import does.
 """
 
-from .feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
-from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
-from .modeling.modeling_qualityfm import (
-    QualityFMForPretraining,
-    QualityFMModel,
-    QualityFMPreTrainedModel,
-)
-from .pretrained import pretrained_path
-from .registration import register
-
-register()
+import sys
 
 __version__ = "0.1.0"
 
@@ -25,6 +19,36 @@ __all__ = [
     "QualityFMModel",
     "QualityFMPreTrainedModel",
     "QualityFMWarning",
+    "load",
     "pretrained_path",
     "register",
 ]
+
+
+def load() -> None:
+    """Import the public API and register it with the Auto classes (idempotent)."""
+    from .feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
+    from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+    from .modeling.modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
+    from .pretrained import pretrained_path
+    from .registration import register
+
+    globals().update(
+        PRESETS=PRESETS, QualityFMConfig=QualityFMConfig, QualityFMFeatureExtractor=QualityFMFeatureExtractor,
+        QualityFMForPretraining=QualityFMForPretraining, QualityFMModel=QualityFMModel,
+        QualityFMPreTrainedModel=QualityFMPreTrainedModel, QualityFMWarning=QualityFMWarning,
+        pretrained_path=pretrained_path, register=register,
+    )
+    register()
+
+
+def __getattr__(name: str):
+    # Reached only while the CLI launcher defers the import (otherwise `load()` has set every public name).
+    if name in __all__:
+        load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if not getattr(sys.modules.get("qualityfm_cli"), "DEFER_PACKAGE_IMPORT", False):
+    load()

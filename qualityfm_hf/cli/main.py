@@ -34,6 +34,7 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qualityfm",
+        allow_abbrev=False,
         description="QualityFM: quality-aware foundation model for ICU/OR PPG and ECG waveforms.",
         epilog=f"Every failure is one line on stderr (exit status 1); `qualityfm --debug COMMAND ...` or "
                f"{DEBUG_ENV}=1 shows the traceback instead.",
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name, builder in COMMANDS:
         module = importlib.import_module(f".{module_name}", __package__)
         getattr(module, builder)(subparsers)
+    # No prefix matching: `--max-step` or `--num-work` must be an error, not silently another option.
+    for command_parser in (parser, *subparsers.choices.values()):
+        command_parser.allow_abbrev = False
     return parser
 
 
@@ -57,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false")
     try:
+        import qualityfm_hf
+
+        qualityfm_hf.load()  # deferred by the `qualityfm` launcher until the arguments were parsed
         result = args.func(args)
     except QualityFMCLIError as err:
         if debug:

@@ -23,7 +23,7 @@ EXAMPLES = """examples:
 
 --recipe default (the default) is the recipe that learns: window-level distillation through a projection head,
 log-power spectral target, AdamW at 3e-4 with warm-up and clipping, batch 32. --recipe paper is the reference code's:
-its learning rate is --base_learning_rate × total batch / 256 (1e-4 -> 2e-4 at the paper's batch 512). An explicit
+its learning rate is --base-learning-rate × total batch / 256 (1e-4 -> 2e-4 at the paper's batch 512). An explicit
 --learning_rate is used as is under both. The log holds the collapse monitors (teacher entropy, distinct prototypes,
 effective rank, pairwise cosine) and warns when they show collapse. Writes OUTPUT/checkpoint-*, OUTPUT/model.safetensors (student, teacher and centre),
 OUTPUT/loss_curves.png and OUTPUT/encoder (the teacher encoder: AutoModel.from_pretrained after import qualityfm_hf).
@@ -44,19 +44,19 @@ def pretrain_command_parser(subparsers):
     parser.add_argument("--output", required=True, help="Output folder (TrainingArguments.output_dir).")
     parser.add_argument("--recipe", default="default", choices=("default", "paper"),
                         help="Pretraining recipe (default: the one that learns; paper: the reference code's).")
-    parser.add_argument("--base_learning_rate", type=float, default=None,
+    parser.add_argument("--base-learning-rate", "--base_learning_rate", dest="base_learning_rate", type=float, default=None,
                         help="lr per 256 pairs, scaled by the total batch (paper recipe: 1e-4); ignored when "
                              "--learning_rate is given.")
-    parser.add_argument("--spectral_target", choices=("magnitude", "power", "log_power"), default=None,
+    parser.add_argument("--spectral-target", "--spectral_target", dest="spectral_target", choices=("magnitude", "power", "log_power"), default=None,
                         help="Reconstruct |FFT| (paper recipe), |FFT|² (paper wording) or the log-power envelope "
                              "(default recipe).")
-    parser.add_argument("--modality_dropout", type=float, default=None,
+    parser.add_argument("--modality-dropout", "--modality_dropout", dest="modality_dropout", type=float, default=None,
                         help="Probability of dropping one student modality per pair (beyond the paper; the "
                              "default recipe uses 0.2, the paper recipe 0).")
     parser.add_argument("--set", dest="config_overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="Override one QualityFMConfig field on top of the recipe (repeatable), e.g. "
                         "--set koleo_loss_weight=0 --set num_prototypes=1024. VALUE is read as JSON, else as text.")
-    parser.add_argument("--no_augment", action="store_true", help="Turn off the paper's augmentations.")
+    parser.add_argument("--no-augment", "--no_augment", dest="no_augment", action="store_true", help="Turn off the paper's augmentations.")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     parser.set_defaults(func=pretrain_command, accepts_training_arguments=True)
     return parser

@@ -13,7 +13,7 @@ def parse_training_arguments(extra: list[str], defaults: dict, command: str):
     """`extra` CLI options parsed as `TrainingArguments` on top of `defaults` (which include `output_dir`)."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    parser = HfArgumentParser(TrainingArguments)
+    parser = HfArgumentParser(TrainingArguments, allow_abbrev=False)  # `--num_train_epoch` is not an option
     parser.set_defaults(**defaults)
     try:
         args, rest = parser.parse_args_into_dataclasses(args=extra, return_remaining_strings=True)
