@@ -56,4 +56,7 @@ def register() -> None:
     for head in heads:
         head.register_for_auto_class("AutoModelForSequenceClassification")
     QualityFMFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    from .pipelines import register_pipelines
+
+    register_pipelines()  # "waveform-classification" and "waveform-feature-extraction"
     _REGISTERED = True

@@ -22,3 +22,13 @@ def test_readme_python_example_runs_on_the_bundled_record(monkeypatch):
     exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["tokens"].shape == (10, 18, 512)
     assert torch.isfinite(namespace["tokens"]).all()
+
+
+def test_readme_pipeline_example_embeds_the_bundled_record(monkeypatch):
+    first, second = re.findall(r"```python\n(.*?)```", README, re.S)[:2]
+    embedding_part = second.split("classify =")[0]  # the classifier needs a fine-tuned folder of the user's
+    monkeypatch.chdir(REPO_ROOT)
+    namespace: dict = {}
+    exec(compile(first + embedding_part + "\nresult = embed({**channels, 'sampling_rate': record.fs})", "README.md",
+                 "exec"), namespace)
+    assert namespace["result"]["embedding"].shape == (512,) and namespace["result"]["windows"] == 10
