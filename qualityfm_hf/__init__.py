@@ -19,6 +19,8 @@ __all__ = [
     "QualityFMModel",
     "QualityFMPreTrainedModel",
     "QualityFMWarning",
+    "add_model_inputs",
+    "build_task_dataset",
     "load",
     "pretrained_path",
     "register",
@@ -32,12 +34,14 @@ def load() -> None:
     from .modeling.modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
     from .pretrained import pretrained_path
     from .registration import register
+    from .task_datasets import add_model_inputs, build_task_dataset
 
     globals().update(
         PRESETS=PRESETS, QualityFMConfig=QualityFMConfig, QualityFMFeatureExtractor=QualityFMFeatureExtractor,
         QualityFMForPretraining=QualityFMForPretraining, QualityFMModel=QualityFMModel,
         QualityFMPreTrainedModel=QualityFMPreTrainedModel, QualityFMWarning=QualityFMWarning,
-        pretrained_path=pretrained_path, register=register,
+        pretrained_path=pretrained_path, register=register, add_model_inputs=add_model_inputs,
+        build_task_dataset=build_task_dataset,
     )
     register()
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .finetuning import (
     HEAD_TO_TASK,
-    build_task_dataset,
+    build_task_table,
     checkpoint_task,
     collate,
     crop_inputs,
@@ -235,7 +235,7 @@ def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *
                        n_bootstrap: int = 1000, dataset_options: dict | None = None) -> dict:
     """Evaluate a fine-tuned checkpoint on ALL records of `data_dir` (the split column is ignored)."""
     task, model, feature_extractor = load_task_model(model_dir, task)
-    dataset = build_task_dataset(task, data_dir, **(dataset_options or {}))
+    dataset = build_task_table(task, data_dir, **(dataset_options or {}))
     features, rejected = extract_features(dataset, feature_extractor)
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")

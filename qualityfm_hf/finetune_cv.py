@@ -22,7 +22,7 @@ from . import crossval
 from .evaluation import evaluate_features, predict_features, write_model_card
 from .finetuning import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
-    build_task_dataset,
+    build_task_table,
     check_classes,
     extract_features,
     get_task,
@@ -112,7 +112,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     output_dir = Path(output_dir)
     say = (lambda _: None) if quiet else _say
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
-    dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
+    dataset = build_task_table(task, data_dir, seed=seed, **(dataset_options or {}))
     recipe = task_recipe(task, crop_seconds, feature_extractor_options)
     crop_seconds = recipe["crop_seconds"]
     feature_extractor = load_feature_extractor(model, **recipe["feature_extractor"])

@@ -75,8 +75,10 @@ def head_class(task: str) -> type:
     return getattr(heads_qualityfm, get_task(task).HEAD_CLASS)
 
 
-def build_task_dataset(task: str, data_dir: str | Path, **options):
-    """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.io`)."""
+def build_task_table(task: str, data_dir: str | Path, **options):
+    """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.io`): one flat
+    `datasets.Dataset` of windows with a `split` column (what fine-tuning, evaluation and probing read). The typed
+    `DatasetDict` for users is `qualityfm_hf.build_task_dataset`."""
     return get_task(task).build_dataset(data_dir, reader=read_recording, find_channel=find_channel, **options)
 
 
@@ -414,7 +416,7 @@ def finetune(
     module = get_task(task)
     output_dir = Path(output_dir)
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
-    dataset = build_task_dataset(task, data_dir, seed=seed, **(dataset_options or {}))
+    dataset = build_task_table(task, data_dir, seed=seed, **(dataset_options or {}))
     feature_extractor = load_feature_extractor(model, **recipe["feature_extractor"])
     features, rejected = extract_features(dataset, feature_extractor)
     check_classes(task, features, data_dir)
@@ -471,7 +473,7 @@ __all__ = [
     "TASKS",
     "TASK_RECIPES",
     "WindowDataset",
-    "build_task_dataset",
+    "build_task_table",
     "checkpoint_task",
     "collate",
     "crop_inputs",

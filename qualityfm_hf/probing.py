@@ -25,7 +25,7 @@ import pandas as pd
 
 from .evaluation import grouped_bootstrap
 from .finetuning import (
-    build_task_dataset,
+    build_task_table,
     checkpoint_task,
     collate,
     extract_features,
@@ -164,7 +164,7 @@ def embed_task(model, task: str, data_dir: str | Path, *, batch_size: int = 32, 
     if "require_labels" in inspect.signature(module.build_dataset).parameters:
         dataset_options.setdefault("require_labels", False)
     # The builder's train/validation/test split column is ignored: the probe draws its own record-level folds.
-    dataset = build_task_dataset(task, data_dir, **dataset_options)
+    dataset = build_task_table(task, data_dir, **dataset_options)
     features, notes = extract_features(dataset, feature_extractor)
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected all {len(dataset)} windows ({dict(notes)}); "

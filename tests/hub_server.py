@@ -272,6 +272,9 @@ class _HubHandler(BaseHTTPRequestHandler):
             return self._commit(repo, revision, sha, self._body())
         if action == "tree" and method == "GET":
             prefix = "/".join(rest[2:])
+            if prefix and not any(name.startswith(prefix.rstrip("/") + "/") for name in files):
+                # As the Hub: a folder that holds nothing does not exist (HfFileSystem.find relies on the 404).
+                return self._error(404, f"{prefix} does not exist on {revision}", "EntryNotFound")
             return self._json(200, self._tree(files, prefix, query.get("recursive", "").lower() == "true"))
         return self._unhandled()
 

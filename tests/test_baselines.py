@@ -26,7 +26,7 @@ from qualityfm_hf.baselines import (
     make_baseline,
     vt_features,
 )
-from qualityfm_hf.finetuning import build_task_dataset
+from qualityfm_hf.finetuning import build_task_table
 
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 AF_2017 = FIXTURES / "physionet2017_af"  # REFERENCE.csv: A00009/A00015/A00067 AF, A00002/A00006/A00011 normal
@@ -37,7 +37,7 @@ ECG_DERIVED = [i for i, name in enumerate(VT_FEATURE_NAMES) if name.startswith("
 def build(task, data_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped-record warnings of the builders are not under test here
-        return build_task_dataset(task, data_dir).with_format("numpy")
+        return build_task_table(task, data_dir).with_format("numpy")
 
 
 def by_record(dataset) -> dict[str, list[dict]]:

@@ -187,14 +187,14 @@ def test_test_time_crops_cover_the_window_and_average():
 
 def test_lp_ft_trains_the_head_on_the_frozen_encoder_first_then_everything(backbone, tmp_path):
     from qualityfm_hf.finetuning import (
-        build_task_dataset,
+        build_task_table,
         extract_features,
         load_feature_extractor,
         train_head,
         training_arguments,
     )
 
-    features, _ = extract_features(build_task_dataset("af", AF_2017), load_feature_extractor(str(backbone)))
+    features, _ = extract_features(build_task_table("af", AF_2017), load_feature_extractor(str(backbone)))
     args = training_arguments(tmp_path, max_steps=2, per_device_train_batch_size=4, disable_tqdm=True,
                               eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
     start = QualityFMModel.from_pretrained(backbone).state_dict()

@@ -20,7 +20,7 @@ from conftest import REPO_ROOT, tiny_config
 
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.cli.main import main
-from qualityfm_hf.finetuning import build_task_dataset, collate, extract_features, load_feature_extractor
+from qualityfm_hf.finetuning import build_task_table, collate, extract_features, load_feature_extractor
 from qualityfm_hf.probing import (
     embed_task,
     embedding_matrix,
@@ -85,7 +85,7 @@ def test_embed_task_rows_equal_the_encoder_run_one_window_at_a_time():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frame = embed_task(encoder, "vt-false-alarm", BUNDLED_VT, batch_size=5, progress=False)
-        features, _ = extract_features(build_task_dataset("vt-false-alarm", BUNDLED_VT),
+        features, _ = extract_features(build_task_table("vt-false-alarm", BUNDLED_VT),
                                        load_feature_extractor("base"))
     assert encoder.training
     encoder.eval()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, REPO_ROOT, copy_records
 
-from qualityfm_hf.finetuning import build_task_dataset
+from qualityfm_hf.finetuning import build_task_table
 from qualityfm_hf.tasks import abp, af, vt_false_alarm
 from qualityfm_hf.tasks.common import dataset_metadata, split_by_record
 
@@ -22,7 +22,7 @@ AF_2017 = FIXTURES / "physionet2017_af"
 def build(task, data_dir, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_task_dataset(task, data_dir, **options)
+        return build_task_table(task, data_dir, **options)
 
 
 def test_vt_rows_are_the_10_s_before_the_alarm_with_labels_from_csv_and_headers(tmp_path):

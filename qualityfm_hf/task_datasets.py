@@ -1,0 +1,120 @@
+"""Clinical-task data as a `datasets.DatasetDict`: typed, split by record, with its provenance.
+
+    import qualityfm_hf
+    from qualityfm_hf.task_datasets import load_task_feature_extractor
+
+    data = qualityfm_hf.build_task_dataset("af", "../shared/data/physionet2017_af", seed=0)
+    data["train"].features["label"].names                  # ['not AF', 'AF']
+    inputs = qualityfm_hf.add_model_inputs(data, load_task_feature_extractor("af"), num_proc=2)
+    data.save_to_disk("af_windows")                        # or data.push_to_hub("org/af-windows")
+
+Each row is one task window as `tasks.<task>.build_dataset` cuts it (`signals` `[PPG, ECG]` at the record's own
+rate, `channel_mask`, `sampling_rate`, `record`, `start_seconds`, `channels`) with the label typed: `ClassLabel`
+with the task's names for VT alarms and AF, `sbp_mmhg`/`dbp_mmhg` floats for ABP. Records, never windows, are
+split into train/validation/test (stratified by label, seeded), so no patient is in two splits. `DatasetInfo`
+holds the provenance: `description` is the JSON of `tasks.common.dataset_metadata` (task, seed, fractions, every
+record's split, options, records skipped and why), `homepage` the data folder.
+
+`add_model_inputs` runs the feature extractor through `Dataset.map` (`num_proc` workers; datasets caches the
+result for datasets loaded from disk), the same per-window step fine-tuning uses (`finetuning.extract_row`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .finetuning import build_task_table, extract_row, get_task
+from .tasks.common import DEFAULT_FRACTIONS, SPLITS, dataset_metadata
+
+ABP_COLUMNS = ("sbp_mmhg", "dbp_mmhg")
+
+
+def task_features(task: str):
+    """The typed `datasets.Features` of `build_task_dataset(task, ...)` rows."""
+    import datasets
+
+    module = get_task(task)
+    columns = {
+        "record": datasets.Value("string"),
+        "signals": datasets.List(datasets.List(datasets.Value("float32"))),  # (2, T): [PPG, ECG] at sampling_rate
+        "sampling_rate": datasets.Value("float64"),
+        "channel_mask": datasets.List(datasets.Value("int64")),
+        "start_seconds": datasets.Value("float64"),
+        "channels": datasets.Value("string"),
+    }
+    if module.PROBLEM == "regression":
+        columns.update({name: datasets.Value("float32") for name in ABP_COLUMNS})
+    else:
+        columns["label"] = datasets.ClassLabel(names=[module.ID2LABEL[i] for i in sorted(module.ID2LABEL)])
+    return datasets.Features(columns)
+
+
+def build_task_dataset(task: str, data_dir: str | Path, *, seed: int = 0,
+                       fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, **options):
+    """The task's windows of `data_dir` as a `DatasetDict` with `train`, `validation` and `test` splits by record.
+
+    Args:
+        task (`str`): "vt-false-alarm", "af" or "abp".
+        data_dir (`str` or `os.PathLike`): the records (WFDB or `.vital`), as `qualityfm finetune --data` takes.
+        seed (`int`, defaults to 0): seed of the record split (stored in the info).
+        fractions (`tuple`, defaults to (0.7, 0.15, 0.15)): train/validation/test shares of the records.
+        **options: passed to `tasks.<task>.build_dataset` (e.g. `window_seconds`, `labels_csv` for VT alarms).
+
+    Raises:
+        `ValueError`: no usable record (the message counts the reasons).
+    """
+    import datasets
+
+    table = build_task_table(task, data_dir, seed=seed, fractions=fractions, **options)
+    metadata = dataset_metadata(table)
+    features = task_features(task)
+    columns = table.to_dict()
+    if get_task(task).PROBLEM == "regression":
+        labels = np.asarray(columns.pop("label"), dtype=np.float32).reshape(-1, len(ABP_COLUMNS))
+        columns.update({name: labels[:, index].tolist() for index, name in enumerate(ABP_COLUMNS)})
+    splits = np.asarray(columns.pop("split"))
+    info = datasets.DatasetInfo(description=json.dumps(metadata), homepage=str(data_dir), features=features)
+    return datasets.DatasetDict({
+        split: datasets.Dataset.from_dict(
+            {key: [values[i] for i in np.flatnonzero(splits == split)] for key, values in columns.items()},
+            features=features, info=copy.deepcopy(info), split=split,
+        )
+        for split in SPLITS
+    })
+
+
+def add_model_inputs(data, feature_extractor, num_proc: int | None = None):
+    """Add the model's inputs to every row through `Dataset.map`: `input_values` `(2, T)` at 300 Hz,
+    `attention_mask` `(T,)`, `model_channel_mask` `(2,)` (a single unusable channel masked, as in fine-tuning) and
+    `extraction_note`; rows the feature extractor rejects are dropped. Works on a `Dataset` or a `DatasetDict`."""
+
+    def extract(batch):
+        out = {"input_values": [], "attention_mask": [], "model_channel_mask": [], "extraction_note": [], "kept": []}
+        for signals, mask, rate in zip(batch["signals"], batch["channel_mask"], batch["sampling_rate"]):
+            features, note = extract_row(feature_extractor, np.asarray(signals, dtype=np.float64), mask, rate)
+            out["kept"].append(features is not None)
+            out["extraction_note"].append(note)
+            features = features or {"input_values": np.zeros((2, 0), np.float32),
+                                    "attention_mask": np.zeros(0, np.int64), "channel_mask": np.zeros(2, np.int64)}
+            out["input_values"].append(np.asarray(features["input_values"], dtype=np.float32))
+            out["attention_mask"].append(np.asarray(features["attention_mask"], dtype=np.int64))
+            out["model_channel_mask"].append(np.asarray(features["channel_mask"], dtype=np.int64))
+        return out
+
+    mapped = data.map(extract, batched=True, batch_size=16, num_proc=num_proc, desc="feature extraction")
+    return mapped.filter(lambda kept: kept, input_columns="kept", num_proc=num_proc).remove_columns("kept")
+
+
+def load_task_feature_extractor(task: str, **options):
+    """The feature extractor fine-tuning uses for `task` (`finetuning.TASK_RECIPES`), with `options` on top."""
+    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from .finetuning import TASK_RECIPES
+
+    return QualityFMFeatureExtractor(**{**TASK_RECIPES[task]["feature_extractor"], **options})
+
+
+__all__ = ["add_model_inputs", "build_task_dataset", "load_task_feature_extractor", "task_features"]
