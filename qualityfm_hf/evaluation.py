@@ -131,11 +131,11 @@ def grouped_bootstrap(metric_fn, groups, truth: np.ndarray, pred: np.ndarray, n_
 
 
 def evaluate_features(task: str, model, features: list[dict], *, n_bootstrap: int = 1000,
-                      choose_threshold: bool = False, return_predictions: bool = False) -> dict:
+                      choose_threshold: bool = False, return_predictions: bool = False, batch_size: int = 32) -> dict:
     """Metrics of `model` on `features`; with `choose_threshold`, the threshold that maximises the task's criterion
     here (call it on VALIDATION features only) is used and returned as `threshold`."""
     module = get_task(task)
-    scores = predict_features(model, features)
+    scores = predict_features(model, features, batch_size=batch_size)
     if module.PROBLEM == "regression":
         truth = np.stack([f["labels"] for f in features]).astype(np.float64)
         naive = getattr(model.config, "train_naive_mae", None)
@@ -232,9 +232,11 @@ def trained_records(model_dir: str | Path) -> set[str]:
 
 
 def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *, plot: str | Path | None = None,
-                       n_bootstrap: int = 1000, dataset_options: dict | None = None) -> dict:
-    """Evaluate a fine-tuned checkpoint on ALL records of `data_dir` (the split column is ignored)."""
+                       n_bootstrap: int = 1000, dataset_options: dict | None = None, device: str = "cpu",
+                       batch_size: int = 32) -> dict:
+    """Evaluate a fine-tuned checkpoint on ALL records of `data_dir` (the split column is ignored), on `device`."""
     task, model, feature_extractor = load_task_model(model_dir, task)
+    model.to(device)
     dataset = build_task_table(task, data_dir, **(dataset_options or {}))
     features, rejected = extract_features(dataset, feature_extractor)
     if not features:
@@ -244,7 +246,8 @@ def evaluate_directory(task: str, model_dir: str | Path, data_dir: str | Path, *
         warnings.warn(
             f"{len(seen)} of the evaluated records (e.g. {', '.join(seen[:3])}) trained or early-stopped {model_dir} "
             "(its splits.json / cv_predictions.json); metrics on them are not a test result.", stacklevel=2)
-    result = evaluate_features(task, model, features, n_bootstrap=n_bootstrap, return_predictions=bool(plot))
+    result = evaluate_features(task, model, features, n_bootstrap=n_bootstrap, return_predictions=bool(plot),
+                               batch_size=batch_size)
     result.update(task=task, model=str(model_dir), data_dir=str(data_dir), windows=len(features),
                   feature_extractor_notes=dict(rejected), records_seen_in_training=len(seen))
     if plot:
@@ -291,7 +294,8 @@ def plot_results(task: str, result: dict, path: str | Path) -> None:
     plt.close(fig)
 
 
-def predict_records(model_dir: str | Path, records: list[str | Path], window_seconds: float | None = None) -> list[dict]:
+def predict_records(model_dir: str | Path, records: list[str | Path], window_seconds: float | None = None, *,
+                    device: str = "cpu", batch_size: int = 32) -> list[dict]:
     """Per-record predictions: probability and label (classification) or median SBP/DBP over windows (ABP).
 
     A record that cannot be read or has no usable window gets `{"record": ..., "error": why}` and the others are
@@ -300,6 +304,7 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
 
     records = expand_records(records)
     task, model, feature_extractor = load_task_model(model_dir)
+    model.to(device)
     module = get_task(task)
     kwargs = {} if window_seconds is None else {"window_seconds": window_seconds}
     if task == "abp":
@@ -322,7 +327,7 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
         if not features:
             results.append({"record": str(path), "error": "every window rejected by the feature extractor"})
             continue
-        scores = predict_features(model, features)
+        scores = predict_features(model, features, batch_size=batch_size)
         entry = {"record": str(path), "task": task, "windows": len(features)}
         if module.PROBLEM == "regression":
             entry.update(sbp_mmhg=float(np.median(scores[:, 0])), dbp_mmhg=float(np.median(scores[:, 1])))

@@ -84,6 +84,21 @@ def test_predict_gives_a_probability_per_record(af_model, capsys):
     assert all(0.0 <= r["probability"] <= 1.0 and r["prediction"] in ("AF", "not AF") for r in results)
 
 
+def test_predict_and_evaluate_take_batch_size_and_device(af_model, capsys):
+    records = [str(AF_2017 / "A00009"), str(AF_2017 / "A00002")]
+    assert main(["predict", "--model", str(af_model), "--json", *records]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main(["predict", "--model", str(af_model), "--json", "--batch-size", "1", "--device", "cpu", *records]) == 0
+    one_by_one = json.loads(capsys.readouterr().out)
+    assert [r["probability"] for r in one_by_one] == pytest.approx([r["probability"] for r in default], abs=1e-6)
+    assert main(["predict", "--model", str(af_model), "--batch-size", "0", *records]) == 1
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    for command in (["predict", "--model", str(af_model), *records],
+                    ["evaluate", "--task", "af", "--model", str(af_model), "--data", str(AF_2017)]):
+        assert main([*command, "--device", "gpu7"]) == 1
+        assert "expected a torch device such as cpu, cuda or cuda:0" in capsys.readouterr().err
+
+
 def test_predict_accepts_a_folder_of_records(af_model, capsys):
     assert main(["predict", "--model", str(af_model), "--json", str(AF_2017)]) == 0
     results = json.loads(capsys.readouterr().out)

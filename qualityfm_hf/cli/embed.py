@@ -64,13 +64,17 @@ def check_device(device: str) -> None:
         raise QualityFMCLIError(f"--device is {device!r}, but torch sees no CUDA device; use --device cpu.")
 
 
+def check_batch_and_device(batch_size: int, device: str) -> None:
+    if batch_size < 1:
+        raise QualityFMCLIError(f"--batch-size must be >= 1; got {batch_size}.")
+    check_device(device)
+
+
 def embed_frame(args):
     """`probing.embed_task` with the command's options; errors become one-line `QualityFMCLIError`s."""
     from ..probing import embed_task
 
-    if args.batch_size < 1:
-        raise QualityFMCLIError(f"--batch-size must be >= 1; got {args.batch_size}.")
-    check_device(args.device)
+    check_batch_and_device(args.batch_size, args.device)
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
     try:
         return embed_task(args.model, args.task, args.data, batch_size=args.batch_size, device=args.device,

@@ -22,15 +22,20 @@ def predict_command_parser(subparsers):
     parser.add_argument("records", nargs="+", help="WFDB record paths (with or without .hea), .vital files, or folders of them.")
     parser.add_argument("--window-seconds", type=float, default=None)
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of one line per record.")
+    parser.add_argument("--batch-size", type=int, default=32, help="Windows per forward pass (default 32).")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu).")
     parser.set_defaults(func=predict_command)
     return parser
 
 
 def predict_command(args) -> int:
     from ..evaluation import predict_records
+    from .embed import check_batch_and_device
 
+    check_batch_and_device(args.batch_size, args.device)
     try:
-        results = predict_records(args.model, args.records, args.window_seconds)
+        results = predict_records(args.model, args.records, args.window_seconds, device=args.device,
+                                  batch_size=args.batch_size)
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
     failed = [entry for entry in results if "error" in entry]
