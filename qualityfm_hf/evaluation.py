@@ -468,7 +468,7 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
         "Self-Distillation for Signal Quality Challenges in Critically Ill Patients. arXiv:2509.06516, 2025.",
         "eval_results": eval_results_from_metrics(
             {k: v for k, v in test.items() if k in module.HEADLINE_METRICS},
-            task_type="tabular-regression" if regression else "text-classification",
+            task_type="waveform-regression" if regression else "waveform-classification",
             dataset_type=module.CARD["dataset_url"], dataset_name=module.CARD["dataset_name"], task_name=module.NAME),
     }
     path = Path(output_dir) / "README.md"

@@ -50,6 +50,7 @@ HEADLINE_METRICS = ("sbp_mae", "dbp_mae")
 CARD = {
     "task_name": "arterial blood pressure estimation (SBP/DBP)",
     "task_tag": "blood-pressure-estimation",
+    "input_description": "a synchronised PPG + ECG lead II window from an ICU bedside monitor",
     "task_description": "Estimate systolic and diastolic arterial pressure (mmHg) of a window from PPG + ECG. "
     "Targets are the median beat-wise peaks and troughs of the invasive ABP channel in the same window.",
     "output_description": "systolic and diastolic blood pressure in mmHg",

@@ -46,6 +46,8 @@ THRESHOLD_CRITERION = "youden"
 CARD = {
     "task_name": "atrial fibrillation identification",
     "task_tag": "atrial-fibrillation",
+    "input_description": "an ECG window (PPG optional: the PhysioNet 2017 training data are single-lead handheld "
+    "ECG recordings without PPG, so the PPG channel was absent and masked in training)",
     "task_description": "Classify a window of monitor waveform as atrial fibrillation (1) or not (0). Records longer "
     "than one window give several windows; the record's probability is the mean over its windows.",
     "output_description": "the probability of atrial fibrillation",

@@ -40,6 +40,8 @@ PAPER_POS_WEIGHT = 3.54
 CARD = {
     "task_name": "false VT alarm detection",
     "task_tag": "false-alarm-detection",
+    "input_description": "a synchronised PPG + ECG window from an ICU bedside monitor (a lead that is dead before "
+    "the alarm is replaced by the next usable ECG lead; a missing or flat PPG is masked)",
     "task_description": "Given the 10 s of monitor waveform before a ventricular-tachycardia alarm (the alarm fires at "
     "t = 300 s), decide whether the alarm is true (1) or false (0). Suppressing false alarms reduces alarm fatigue.",
     "output_description": "the probability that the alarm is a true alarm",

@@ -26,6 +26,7 @@ def finetuned_fields(**overrides):
     fields = {
         "license": "apache-2.0",
         "task_tag": "false-alarm-detection",
+        "input_description": "a synchronised PPG + ECG window from an ICU bedside monitor",
         "datasets": ["physionet/vtac", "org/extra: with colon"],
         "metrics": ["roc_auc", "f1"],
         "base_model": "org/qualityfm-base",
@@ -78,7 +79,11 @@ def test_finetuned_card_parses_with_expected_metadata():
     data = card.data.to_dict()
     assert data["license"] == "apache-2.0"
     assert data["library_name"] == "transformers"
-    assert data["tags"] == ["ecg", "ppg", "physiological-signals", "qualityfm", "false-alarm-detection"]
+    assert data["tags"] == ["ecg", "ppg", "physiological-signals", "time-series", "waveform-classification",
+                            "qualityfm", "false-alarm-detection"]
+    assert data["pipeline_tag"] == "other"  # the Hub has no waveform-classification task; the card names ours
+    assert 'pipeline("waveform-classification"' in text
+    assert "It reads\na synchronised PPG + ECG window from an ICU bedside monitor and outputs" in text
     assert data["datasets"] == ["physionet/vtac", "org/extra: with colon"]  # the colon did not break YAML
     assert data["metrics"] == ["roc_auc", "f1"]
     assert data["base_model"] == "org/qualityfm-base"
@@ -161,7 +166,8 @@ print(json.dumps({{"tags": card.data.tags, "n_results": len(card.data.eval_resul
 """
     out = json.loads(run_hub_python(code, hub_env).stdout.splitlines()[-1])
     assert out == {
-        "tags": ["ecg", "ppg", "physiological-signals", "qualityfm", "false-alarm-detection"],
+        "tags": ["ecg", "ppg", "physiological-signals", "time-series", "waveform-classification", "qualityfm",
+                 "false-alarm-detection"],
         "n_results": 1,
     }
     assert ("POST", "/api/validate-yaml") in fake_hub.requests
