@@ -118,7 +118,7 @@ def test_finetune_cv_reports_model_and_baselines_on_the_same_folds_then_saves_th
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
-                   str(tmp_path), "--cv", "2", "--repeats", "2", *FAST])
+                   str(tmp_path), "--cv", "2", "--repeats", "2", "--json", *FAST])
     assert rc == 0
     out = capsys.readouterr().out  # the Trainer prints its log dicts to stdout when tqdm is off
     printed = json.loads(out[out.index('{\n  "output"'):])
@@ -138,6 +138,19 @@ def test_finetune_cv_reports_model_and_baselines_on_the_same_folds_then_saves_th
     assert (tmp_path / "preprocessor_config.json").is_file() and not (tmp_path / "checkpoints").exists()
     card = (tmp_path / "README.md").read_text()
     assert "cross-validation by record" in card and "baseline: logistic" in card
+
+
+def test_finetune_cv_prints_a_readable_summary_without_json(backbone, tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
+                     str(tmp_path), "--cv", "2", "--no-final", *FAST]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("af: 2-fold cross-validation by record"))
+    assert "1 repeat(s), 8 records" in lines[start]
+    assert lines[start + 1].split()[0] == "model" and "auroc" in lines[start + 1] and "pooled auroc [" in lines[start + 1]
+    assert lines[start + 2].split()[0] == "baseline:logistic"
+    assert lines[-1].startswith("per-record out-of-fold predictions in") and "final model" not in lines[-1]
 
 
 def test_finetune_cv_rejects_one_fold(backbone, tmp_path, capsys):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
@@ -41,6 +42,7 @@ def finetune_command_parser(subparsers):
     parser.add_argument("--repeats", type=int, default=1, help="Cross-validation repeats, each with new folds.")
     parser.add_argument("--no-final", action="store_true", help="With --cv: report the cross-validation only.")
     parser.add_argument("--no-baselines", action="store_true", help="With --cv: skip the transparent baselines.")
+    parser.add_argument("--json", action="store_true", help="Print the result as JSON instead of a summary.")
     parser.add_argument("--crop-seconds", type=float, default=None,
                         help="Train on a random crop of this length of each window and average predictions over "
                         "half-overlapping crops; 0 for whole windows (default: the task's recipe, see "
@@ -56,8 +58,6 @@ def finetune_command_parser(subparsers):
 
 def parse_training_arguments(extra: list[str], output_dir: str):
     """`extra` CLI options as `TrainingArguments`, on top of `finetuning.DEFAULT_TRAINING_ARGS`."""
-    from pathlib import Path
-
     from ..finetuning import DEFAULT_TRAINING_ARGS
 
     defaults = dict(DEFAULT_TRAINING_ARGS, output_dir=str(Path(output_dir) / "checkpoints"))
@@ -85,8 +85,15 @@ def finetune_command(args) -> int:
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
-    print(json.dumps({"output": args.output, "test": metrics["test"],
-                      "decision_threshold": metrics["decision_threshold"]}, indent=2, default=float))
+    result = {"output": args.output, "test": metrics["test"], "decision_threshold": metrics["decision_threshold"]}
+    if args.json:
+        print(json.dumps(result, indent=2, default=float))
+        return 0
+    test = metrics["test"]
+    shown = ", ".join(f"{k} {test[k]:.3f}" for k in ("auroc", "f1", "accuracy", "sbp_mae", "dbp_mae", "sbp_mase",
+                                                         "dbp_mase") if isinstance(test.get(k), float))
+    print(f"{args.task}: test split ({test.get('n', '?')} records): {shown}")
+    print(f"model, metrics.json and README.md in {args.output}")
     return 0
 
 
@@ -110,6 +117,21 @@ def _finetune_cv(args, training_args, options) -> int:
     cv = metrics["cross_validation"]
     summary = {method: {"over_folds": {k: v for k, v in r["over_folds"].items()}, "pooled_oof": r["pooled_oof"]}
                for method, r in cv.items() if isinstance(r, dict) and "over_folds" in r}
-    print(json.dumps({"output": args.output, "cross_validation": summary,
-                      "decision_threshold": metrics.get("decision_threshold")}, indent=2, default=float))
+    if args.json:
+        print(json.dumps({"output": args.output, "cross_validation": summary,
+                          "decision_threshold": metrics.get("decision_threshold")}, indent=2, default=float))
+        return 0
+    print(f"{args.task}: {cv.get('folds', '?')}-fold cross-validation by record, {cv.get('repeats', 1)} repeat(s), "
+          f"{cv.get('records', '?')} records")
+    for method, r in summary.items():
+        line = "  " + f"{method:22s}"
+        for name, stats in r["over_folds"].items():
+            line += f" {name} {stats['mean']:.3f} ± {stats['sd']:.3f}"
+        pooled = r["pooled_oof"][0] if r["pooled_oof"] else {}
+        for key, value in pooled.items():
+            if key.endswith("_ci95"):
+                line += f"  pooled {key[:-5]} [{value[0]:.3f}, {value[1]:.3f}]"
+        print(line)
+    print(f"per-record out-of-fold predictions in {Path(args.output) / 'cv_predictions.json'}; metrics.json and "
+          f"README.md" + ("" if args.no_final else " and the final model") + f" in {args.output}")
     return 0
