@@ -23,7 +23,7 @@ from .finetuning import (
     get_task,
     head_class,
 )
-from .tasks.metrics import MetricWarning, bootstrap_ci, classification_metrics, regression_metrics
+from .tasks.metrics import bootstrap_ci, classification_metrics, regression_metrics
 from .tasks.metrics import choose_threshold as select_threshold
 from .tasks.metrics import classification as cls_metrics
 from .tasks.metrics import regression as reg_metrics
@@ -111,23 +111,10 @@ def per_record(features: list[dict], scores: np.ndarray) -> tuple[list[str], np.
 def grouped_bootstrap(metric_fn, groups, truth: np.ndarray, pred: np.ndarray, n_resamples: int,
                       seed: int = 0) -> tuple[float, float, float]:
     """`(point, low, high)`: percentile 95% interval resampling whole groups (records), so correlated windows of a
-    record move together. Resamples where the metric is undefined (AUROC of one class) are skipped; NaN bounds when
-    all are. Used by `evaluate_features` and by the probes (`qualityfm_hf.probing`)."""
-    names, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(len(names))]
-    point = float(metric_fn(truth, pred))
-    rng = np.random.default_rng(seed)
-    values = np.full(n_resamples, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        for i in range(n_resamples):
-            rows = np.concatenate([members[j] for j in rng.integers(0, len(names), len(names))])
-            values[i] = metric_fn(truth[rows], pred[rows])
-    defined = values[np.isfinite(values)]
-    if not defined.size:
-        return point, float("nan"), float("nan")
-    low, high = np.quantile(defined, [0.025, 0.975])
-    return point, float(low), float(high)
+    record move together; `tasks.metrics.bootstrap_ci` with `groups`. Resamples where the metric is undefined (AUROC
+    of one class) are skipped; NaN bounds when all are."""
+    return bootstrap_ci(metric_fn, truth, pred, n_resamples=n_resamples, seed=seed, groups=groups,
+                        warn_undefined=False)
 
 
 def evaluate_features(task: str, model, features: list[dict], *, n_bootstrap: int = 1000,

@@ -233,3 +233,19 @@ def test_evaluate_modules_load_offline_and_match_the_pure_functions(tmp_path):
     assert out["r"]["sbp_mase"] == pytest.approx(0.3)
     assert out["r"]["dbp_bhs_grade"] == "A"
     assert out["r1"]["mae"] == pytest.approx(3.0) and out["r1"]["me"] == pytest.approx(1.0)
+
+
+def test_grouped_bootstrap_resamples_whole_groups():
+    # Each record holds its window twice: resampling records must give exactly the interval of the record-level
+    # arrays (same seed, same draws), where resampling rows would give a narrower one.
+    rng = np.random.default_rng(0)
+    truth, score = np.tile([0, 1], 15), rng.random(30)
+    doubled = (np.repeat(truth, 2), np.repeat(score, 2))
+    records = np.repeat(np.arange(30), 2)
+    per_record = bootstrap_ci(auroc, truth, score, n_resamples=200, seed=5)
+    grouped = bootstrap_ci(auroc, *doubled, n_resamples=200, seed=5, groups=records)
+    assert grouped == pytest.approx(per_record)
+    rows = bootstrap_ci(auroc, *doubled, n_resamples=200, seed=5)
+    assert rows[2] - rows[1] < grouped[2] - grouped[1]
+    with pytest.raises(ValueError, match="one id per row"):
+        bootstrap_ci(auroc, truth, score, groups=records)
