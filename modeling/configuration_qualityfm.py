@@ -98,6 +98,12 @@ class QualityFMConfig(PreTrainedConfig):
             pair builder scored it (`loss_qualityfm.quality_score_loss`). The paper's pairs use those scores only to
             say which window is better, and predicting the better window's spectrum from the worse rewards an
             embedding that ignores quality; this term makes the embedding carry it. 0 builds no head.
+        rhythm_loss_weight (`float`, defaults to 0.0): beyond the paper. Weight of a rhythm term: a linear head on
+            the student's pooled embedding predicts `num_rhythm_features` statistics of the RR intervals of the ECG
+            of the window it sees (heart rate, variability, irregularity, beat-shape consistency; computed from the
+            signal by the data pipeline, `qualityfm_hf.training.rhythm_targets`), so the window embedding carries
+            the rhythm that AF and VT alarms turn on. 0 builds no head.
+        num_rhythm_features (`int`, defaults to 8): size of that target.
         student_crop_min_seconds (`float`, defaults to 0.0): beyond the paper. When > 0 the student sees a random
             crop of its window, from this many seconds to the whole window, renormalised and right-padded (the
             collator applies it), so the pooled embedding also fits the shorter windows of downstream tasks.
@@ -160,6 +166,8 @@ class QualityFMConfig(PreTrainedConfig):
     band_power_low_hz: float | int = 0.5
     band_power_high_hz: float | int = 20.0
     quality_loss_weight: float | int = 0.0
+    rhythm_loss_weight: float | int = 0.0
+    num_rhythm_features: int = 8
     student_crop_min_seconds: float | int = 0.0
     same_window_fraction: float | int = 0.0
     decision_threshold: float | None = None

@@ -22,6 +22,7 @@ from .loss_qualityfm import (
     distillation_loss,
     koleo_loss,
     log_band_powers,
+    masked_mse_loss,
     quality_score_loss,
     spectral_loss,
     spectral_targets,
@@ -81,9 +82,10 @@ class QualityFMSelfDistillationOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` scalar): λ_distill·L_distill + λ_amp·L_amp + λ_pha·L_pha (§3.3) + λ_koleo·L_koleo
-            + λ_band·L_band + λ_quality·L_quality.
-        distillation_loss / amplitude_loss / phase_loss / koleo_loss / band_power_loss / quality_loss
-            (`torch.FloatTensor` scalars): the components, unweighted (the quality loss is 0 without scores).
+            + λ_band·L_band + λ_quality·L_quality + λ_rhythm·L_rhythm.
+        distillation_loss / amplitude_loss / phase_loss / koleo_loss / band_power_loss / quality_loss / rhythm_loss
+            (`torch.FloatTensor` scalars): the components, unweighted (the quality and rhythm losses are 0 without
+            their targets).
         amplitude / phase (`torch.FloatTensor` of shape `(batch, num_channels, num_fft_bins)`): the student's
             predicted spectra of the teacher-input window.
         student_hidden_state / teacher_hidden_state (`torch.FloatTensor` of shape `(batch, tokens, hidden_size)`):
@@ -104,6 +106,7 @@ class QualityFMSelfDistillationOutput(ModelOutput):
     koleo_loss: torch.FloatTensor | None = None
     band_power_loss: torch.FloatTensor | None = None
     quality_loss: torch.FloatTensor | None = None
+    rhythm_loss: torch.FloatTensor | None = None
     amplitude: torch.FloatTensor | None = None
     phase: torch.FloatTensor | None = None
     student_hidden_state: torch.FloatTensor | None = None
@@ -154,6 +157,9 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         self.quality_head = (
             nn.Linear(config.hidden_size, config.num_channels) if config.quality_loss_weight > 0 else None
         )
+        self.rhythm_head = (
+            nn.Linear(config.hidden_size, config.num_rhythm_features) if config.rhythm_loss_weight > 0 else None
+        )
         # τ_t of the current step: `TeacherTemperatureCallback` sets it from the schedule before every step.
         self.teacher_temperature = config.teacher_temperature
         self.post_init()
@@ -172,7 +178,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         return model
 
     def student_modules(self) -> list[nn.Module]:
-        """The modules the teacher mirrors (the band-power and quality heads have no teacher copy)."""
+        """The modules the teacher mirrors (the band-power, quality and rhythm heads have no teacher copy)."""
         return [self.student] + ([self.student_head] if self.student_head is not None else [])
 
     def teacher_modules(self) -> list[nn.Module]:
@@ -257,6 +263,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
         teacher_channel_mask: torch.Tensor | None = None,
         student_channel_mask: torch.Tensor | None = None,
         student_quality_scores: torch.Tensor | None = None,
+        student_rhythm_features: torch.Tensor | None = None,
         return_loss: bool = True,
         return_dict: bool | None = None,
         **kwargs,
@@ -273,6 +280,9 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             student_quality_scores (`torch.FloatTensor` of shape `(batch, 2)`, *optional*): the quality score of each
                 channel of the student's window (NaN where not scored), the target of the quality head. Without it
                 the quality loss is 0.
+            student_rhythm_features (`torch.FloatTensor` of shape `(batch, num_rhythm_features)`, *optional*): the
+                standardised RR statistics of the student's window (NaN where undefined), the rhythm head's target;
+                ignored where the student's ECG is absent. Without it the rhythm loss is 0.
             return_loss (`bool`, defaults to True): compute the losses (its presence also tells the Trainer this
                 model returns a loss without `labels`, so evaluation reports `eval_loss`).
         """
@@ -292,7 +302,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 )
         student = self.student(student_input_values, student_attention_mask, student_channel_mask, return_dict=True)
 
-        losses = (None,) * 7
+        losses = (None,) * 8
         teacher_probs = None
         if return_loss and not self.distills:
             distill = student.pooler_output.new_zeros((), dtype=torch.float32)
@@ -340,6 +350,16 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                     quality_loss = quality_score_loss(quality_pred, student_quality_scores, student_channel_mask)
                 else:  # keep the head in the graph (DDP) with a zero gradient
                     quality_loss = quality_pred.sum() * 0.0
+            rhythm_loss = distill.new_zeros(())
+            if self.rhythm_head is not None:
+                rhythm_pred = self.rhythm_head(student.pooler_output)
+                if student_rhythm_features is not None:
+                    ecg_seen = None
+                    if student_channel_mask is not None:  # [PPG, ECG_II]: no ECG seen, no rhythm to read
+                        ecg_seen = (student_channel_mask[:, -1:] > 0).expand_as(rhythm_pred)
+                    rhythm_loss = masked_mse_loss(rhythm_pred, student_rhythm_features, ecg_seen)
+                else:
+                    rhythm_loss = rhythm_pred.sum() * 0.0
             amplitude_loss = spectral_loss(student.amplitude, amplitude_target, teacher_channel_mask)
             phase_loss = spectral_loss(student.phase, phase_target, teacher_channel_mask)
             # Every term stays in the graph even at weight 0, so DDP finds a gradient for every parameter.
@@ -350,9 +370,10 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
                 + self.config.koleo_loss_weight * koleo
                 + self.config.band_power_loss_weight * band_loss
                 + self.config.quality_loss_weight * quality_loss
+                + self.config.rhythm_loss_weight * rhythm_loss
             )
             losses = (loss, distill.detach(), amplitude_loss.detach(), phase_loss.detach(), koleo.detach(),
-                      band_loss.detach(), quality_loss.detach())
+                      band_loss.detach(), quality_loss.detach(), rhythm_loss.detach())
             if self.training and self.distills:
                 # After the loss, as the reference's EMALoss: this step's targets used the previous centre.
                 self.update_center(teacher_out, teacher.token_mask)
@@ -365,6 +386,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
             koleo_loss=losses[4],
             band_power_loss=losses[5],
             quality_loss=losses[6],
+            rhythm_loss=losses[7],
             amplitude=student.amplitude,
             phase=student.phase,
             student_hidden_state=student.last_hidden_state,

@@ -265,11 +265,25 @@ def quality_score_loss(
     Returns:
         `torch.FloatTensor` scalar; 0 (in the graph) when no channel of the batch counts.
     """
+    return masked_mse_loss(pred, target, None if channel_mask is None else channel_mask > 0)
+
+
+def masked_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""
+    Mean squared error over the entries whose target is finite (NaN marks "not measured") and `mask` is True.
+
+    Args:
+        pred / target (`torch.Tensor` of the same shape): predictions and targets.
+        mask (`torch.BoolTensor` broadcastable to that shape, *optional*): entries that count.
+
+    Returns:
+        `torch.FloatTensor` scalar; 0 (in the graph) when no entry counts.
+    """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape.")
     weight = torch.isfinite(target)
-    if channel_mask is not None:
-        weight = weight & (channel_mask > 0)
+    if mask is not None:
+        weight = weight & mask.bool()
     error = (pred.float() - torch.nan_to_num(target.float())) ** 2
     weight = weight.to(error.dtype)
     return (error * weight).sum() / weight.sum().clamp(min=1.0)
@@ -281,6 +295,7 @@ __all__ = [
     "koleo_loss",
     "log_band_powers",
     "log_power_spectrum",
+    "masked_mse_loss",
     "quality_score_loss",
     "spectral_loss",
     "spectral_targets",

@@ -49,10 +49,18 @@ BASE_LEARNING_RATE = 1e-4  # per 256 pairs: lr = BASE_LEARNING_RATE × total_bat
 REFERENCE_BATCH_SIZE = 256
 MIN_LEARNING_RATE = 1e-6
 WEIGHT_DECAY_START, WEIGHT_DECAY_END = 0.04, 0.4
-LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss", "band_power_loss", "quality_loss")
+LOSS_COMPONENTS = ("distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss", "band_power_loss", "quality_loss",
+                   "rhythm_loss")
 PAIR_KEYS = ("teacher_input_values", "student_input_values")
 MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
 SCORE_KEY = "student_quality_scores"  # the quality head's target; the teacher's scores matter for same-window items
+RHYTHM_KEY = "student_rhythm_features"  # the rhythm head's target, computed by the collator
+# Robust centre and scale of the rhythm statistics (`baselines.AF_FEATURE_NAMES`: heart rate in bpm, RR CV, RMSSD /
+# mean RR, pNN50, median |dRR| / median RR, fraction of RR > 15 % off the median, COSEn, median beat correlation),
+# rounded from their medians and interquartile ranges over 400 windows of the PhysioNet 2015 pairs; targets are
+# (value - centre) / scale, clipped at ±5, so every statistic counts about equally.
+RHYTHM_CENTER = np.array([90.0, 0.1, 0.1, 0.1, 0.02, 0.05, -2.0, 0.95])
+RHYTHM_SCALE = np.array([30.0, 0.2, 0.3, 0.5, 0.1, 0.3, 0.7, 0.1])
 
 
 # TrainingArguments of `default_training_arguments` (and of `qualityfm pretrain`) where they differ from transformers'.
@@ -189,7 +197,10 @@ class PairCollator:
     """
 
     def __init__(self, augment: bool = True, seed: int = 0, same_window_fraction: float = 0.0,
-                 student_crop_min_samples: int = 0):
+                 student_crop_min_samples: int = 0, rhythm_features: bool = False, sampling_rate: float = 300.0):
+        self.rhythm_features = bool(rhythm_features)
+        self.sampling_rate = float(sampling_rate)
+        self._rhythm_cache: dict[int, np.ndarray] = {}
         self.augment = augment
         self.seed = int(seed)
         self.same_window_fraction = float(same_window_fraction)
@@ -225,6 +236,8 @@ class PairCollator:
                     mask_values[MASK_KEYS[1]] = mask_values[MASK_KEYS[0]]
                 if with_scores:
                     scores = np.asarray(_to_numpy(feature["teacher_quality_scores"]), dtype=np.float32)
+            if self.rhythm_features:
+                batch.setdefault(RHYTHM_KEY, []).append(self._rhythm(windows[1], mask_values.get(MASK_KEYS[1])))
             if self.augment:
                 windows = [augment_window(window, rng) for window in windows]
             if self.student_crop_min_samples > 0:
@@ -238,6 +251,25 @@ class PairCollator:
             if with_scores:
                 batch.setdefault(SCORE_KEY, []).append(scores)
         return {key: torch.from_numpy(np.stack(values)) for key, values in batch.items()}
+
+
+    def _rhythm(self, window: np.ndarray, channel_mask: np.ndarray | None) -> np.ndarray:
+        # A deterministic function of the window: computed once per window (about 3 ms), then cached.
+        key = _fingerprint([window])
+        if key not in self._rhythm_cache:
+            self._rhythm_cache[key] = rhythm_targets(window, channel_mask, self.sampling_rate)
+        return self._rhythm_cache[key]
+
+
+def rhythm_targets(window: np.ndarray, channel_mask: np.ndarray | None, sampling_rate: float) -> np.ndarray:
+    """The rhythm head's target for one `(2, T)` [PPG, ECG_II] window: the R-peak statistics of
+    `baselines.af_features` of its ECG, standardised with `RHYTHM_CENTER`/`RHYTHM_SCALE` and clipped at ±5;
+    float32 `(8,)`, NaN where a statistic is undefined (fewer than 4 beats, no ECG)."""
+    from .baselines import af_features
+
+    mask = np.ones(2, np.int64) if channel_mask is None else np.asarray(channel_mask)
+    values = af_features(np.asarray(window, dtype=np.float64), mask, float(sampling_rate))
+    return np.clip((values - RHYTHM_CENTER) / RHYTHM_SCALE, -5.0, 5.0).astype(np.float32)
 
 
 def crop_window(window: np.ndarray, min_samples: int, rng: np.random.Generator,
@@ -598,6 +630,7 @@ def pretrain(
         augment=augment, seed=training_args.data_seed or training_args.seed,
         same_window_fraction=model.config.same_window_fraction,
         student_crop_min_samples=int(round(model.config.student_crop_min_seconds * model.config.sampling_rate)),
+        rhythm_features=model.config.rhythm_loss_weight > 0, sampling_rate=model.config.sampling_rate,
     )
     trainer = QualityFMDistillationTrainer(
         model=model,

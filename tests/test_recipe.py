@@ -298,3 +298,38 @@ def test_quality_head_is_in_the_loss_and_learns_real_window_scores():
     assert out.quality_loss.item() < 0.5 * first
     without = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0)).train()
     assert without.quality_head is None and without(**batch).quality_loss == 0
+
+
+def test_rhythm_targets_are_standardised_rr_statistics_and_the_head_trains_on_them():
+    from qualityfm_hf.baselines import af_features
+    from qualityfm_hf.training import RHYTHM_CENTER, RHYTHM_SCALE, rhythm_targets
+
+    pairs = RealPairs(with_channel_mask=True)
+    window = pairs[0]["student_input_values"].numpy()
+    target = rhythm_targets(window, np.ones(2), RATE)
+    raw = af_features(window.astype(np.float64), np.ones(2, np.int64), RATE)
+    assert target.shape == (8,) and np.isfinite(target).all()
+    np.testing.assert_allclose(target, np.clip((raw - RHYTHM_CENTER) / RHYTHM_SCALE, -5, 5), rtol=1e-5)
+    assert 40 < raw[0] < 200  # a heart rate in bpm, from the real ECG of v100s
+    assert np.isnan(rhythm_targets(window, np.array([1, 0]), RATE)).all()  # no ECG, no rhythm
+
+    collator = PairCollator(augment=False, rhythm_features=True, sampling_rate=RATE)
+    batch = collator([pairs[i] for i in range(4)])
+    np.testing.assert_array_equal(batch["student_rhythm_features"][0].numpy(), target)
+    assert len(collator._rhythm_cache) == 4  # computed once per window
+
+    torch.manual_seed(0)
+    model = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0, rhythm_loss_weight=1.0,
+                                                       modality_dropout=0.0)).train()
+    out = model(**batch)
+    assert out.rhythm_loss > 0
+    no_ecg = dict(batch, student_channel_mask=torch.tensor([[1, 0]] * 4))
+    assert model(**no_ecg).rhythm_loss == 0  # the student saw no ECG: nothing to read the rhythm from
+    optimizer = torch.optim.Adam(model.rhythm_head.parameters(), lr=1e-2)
+    first = out.rhythm_loss.item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        out = model(**batch)
+        out.loss.backward()
+        optimizer.step()
+    assert out.rhythm_loss.item() < 0.5 * first
