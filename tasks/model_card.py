@@ -1,14 +1,14 @@
-"""Render Hub model cards from the templates in `model_cards/` (no Jinja: `{{name}}` placeholders).
+"""Render Hub model cards from the Jinja2 templates in `model_cards/` (as `huggingface_hub.ModelCard` templates).
 
 The canonical templates are `model_cards/finetuned_template.md` and `model_cards/pretrained_template.md`
 at the top of the repository. Installed, they live in `qualityfm_hf/model_cards/`; both places are
 `../model_cards` relative to this file's package directory, so one lookup serves a checkout, an editable
 install and a wheel.
 
-Placeholder rules:
-- in the YAML front matter a value is written as a JSON scalar (valid YAML, so ':' or '#' in a value
-  cannot break the metadata); a list value on a line of its own (`- {{datasets}}`) becomes one list
-  item per element;
+Templates are Jinja2 with `StrictUndefined` (a missing field is an error, not an empty string):
+- in the YAML front matter every value is written as a JSON scalar (valid YAML, so ':' or '#' in a value
+  cannot break the metadata); lists are written with a loop, one item per element
+  (`{% for item in datasets %}- {{ item }}{% endfor %}`);
 - in the Markdown body a value is inserted as text (lists are joined with ", ").
 After rendering, the front matter is parsed with `huggingface_hub.ModelCard`, the `model-index` is
 filled from `fields["eval_results"]`, and the metadata is written back in the Hub's canonical form.
@@ -22,14 +22,14 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import jinja2
+import jinja2.meta
 from huggingface_hub import EvalResult, ModelCard
 
 MODEL_CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 TEMPLATE_NAMES = ("finetuned", "pretrained")
-# Keys of `fields` that are not placeholders: they are applied to the parsed metadata.
+# Keys of `fields` that are not template variables: they are applied to the parsed metadata.
 SPECIAL_FIELDS = ("eval_results", "extra_metadata")
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_LIST_ITEM = re.compile(r"^(\s*)-\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 
 
 def template_path(template: str | Path) -> Path:
@@ -51,8 +51,9 @@ def template_path(template: str | Path) -> Path:
 
 
 def template_fields(template: str | Path) -> list[str]:
-    """Sorted placeholder names a template needs (besides the optional `SPECIAL_FIELDS`)."""
-    return sorted(set(_PLACEHOLDER.findall(template_path(template).read_text(encoding="utf-8"))))
+    """Sorted variable names a template needs (besides the optional `SPECIAL_FIELDS`)."""
+    text = template_path(template).read_text(encoding="utf-8")
+    return sorted(jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text)))
 
 
 def _split_front_matter(text: str) -> tuple[str, str]:
@@ -62,25 +63,16 @@ def _split_front_matter(text: str) -> tuple[str, str]:
     return match.group(1), text[match.end() :]
 
 
-def _fill_front_matter(yaml_text: str, fields: Mapping) -> str:
-    lines = []
-    for line in yaml_text.splitlines():
-        item = _LIST_ITEM.match(line)
-        if (
-            item
-            and isinstance(fields[item.group(2)], Sequence)
-            and not isinstance(fields[item.group(2)], str)
-        ):
-            lines.extend(f"{item.group(1)}- {json.dumps(value)}" for value in fields[item.group(2)])
-            continue
-        lines.append(_PLACEHOLDER.sub(lambda m: json.dumps(fields[m.group(1)]), line))
-    return "\n".join(lines)
-
-
 def _as_text(value) -> str:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def _environment(finalize) -> jinja2.Environment:
+    # trim_blocks/lstrip_blocks: a `{% for %}` line leaves no blank line behind in the YAML.
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=finalize, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 
 def render_model_card(template: str | Path, fields: Mapping) -> str:
@@ -103,7 +95,7 @@ def render_model_card(template: str | Path, fields: Mapping) -> str:
         metadata misses `license`, `library_name: transformers` or the `qualityfm` tag.
     """
     text = template_path(template).read_text(encoding="utf-8")
-    needed = set(_PLACEHOLDER.findall(text))
+    needed = set(template_fields(template))
     given = set(fields) - set(SPECIAL_FIELDS)
     if needed - given:
         raise ValueError(f"model card fields missing: {sorted(needed - given)}. Add them to `fields`.")
@@ -113,8 +105,10 @@ def render_model_card(template: str | Path, fields: Mapping) -> str:
             f"Check the spelling; the template's fields are {sorted(needed)}."
         )
     front_matter, body = _split_front_matter(text)
-    body = _PLACEHOLDER.sub(lambda m: _as_text(fields[m.group(1)]), body)
-    card = ModelCard(f"---\n{_fill_front_matter(front_matter, fields)}\n---\n{body}")
+    values = {k: v for k, v in fields.items() if k not in SPECIAL_FIELDS}
+    metadata_text = _environment(json.dumps).from_string(front_matter).render(values).rstrip("\n")
+    body = _environment(_as_text).from_string(body).render(values)
+    card = ModelCard(f"---\n{metadata_text}\n---\n{body}")
 
     for key, value in dict(fields.get("extra_metadata") or {}).items():
         setattr(card.data, key, value)
