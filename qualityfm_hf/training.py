@@ -39,7 +39,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, enable_full_determinism, set_seed
 from transformers.utils import logging
 
-from .modeling.configuration_qualityfm import QualityFMConfig
+from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
 from .monitors import collapse_monitors, collapse_warnings
 
@@ -595,6 +595,7 @@ def pretrain(
     resume_from_checkpoint: str | bool | None = None,
     callbacks: list[TrainerCallback] | None = None,
     export: bool = True,
+    card: Mapping | None = None,
 ) -> QualityFMDistillationTrainer:
     """Self-distillation pretraining; returns the trainer (its `state.log_history` holds the loss components).
 
@@ -613,6 +614,8 @@ def pretrain(
         export (`bool`, defaults to True): on the main process, write `<output_dir>/encoder` (the teacher encoder plus
             the feature extractor, loadable with `AutoModel.from_pretrained` after `import qualityfm_hf`) and
             `<output_dir>/loss_curves.png`.
+        card (`Mapping`, *optional*): model card fields of the exported encoder (`write_encoder_card`), e.g. a
+            `dataset_description` of the pairs.
     """
     chosen = get_recipe(recipe)
     training_args = training_args or default_training_arguments("qualityfm-pretrain", recipe)
@@ -646,7 +649,13 @@ def pretrain(
     trainer.save_model()  # student + teacher + centre, on every rank (FSDP gathers), written where should_save
     if export and trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
-        export_encoder(trainer.model, output_dir / "encoder")
+        args = trainer.args
+        total_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        run = {"training_description": (
+            f"{trainer.state.global_step} steps of {total_batch} pairs, recipe `{recipe}`, peak learning rate "
+            f"{trainer.learning_rate:g}, seed {args.seed}; every setting is in this folder's `config.json` and the "
+            "run's `training_args.bin`.")}
+        export_encoder(trainer.model, output_dir / "encoder", card={**run, **(card or {})})
         if any("loss" in entry and "step" in entry for entry in trainer.state.log_history):
             plot_loss_curves(trainer.state.log_history, output_dir / "loss_curves.png")
         else:  # a run shorter than logging_steps is a normal run; it just has no curve to draw
@@ -659,19 +668,82 @@ def pretrain(
     return trainer
 
 
-def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path) -> Path:
-    """Save `model.export_teacher_encoder()` and a matching feature extractor to `directory`."""
+def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path, *,
+                   card: Mapping | None = None) -> Path:
+    """Save `model.export_teacher_encoder()`, a matching feature extractor and a model card (`README.md`, from
+    `model_cards/pretrained_template.md`) to `directory`. `card` fills or overrides card fields (e.g.
+    `dataset_description`, `training_description`, `repo_id`); the rest are derived from the config."""
     from .feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     directory = Path(directory)
-    model.export_teacher_encoder().save_pretrained(directory)
+    encoder = model.export_teacher_encoder()
+    encoder.save_pretrained(directory)
     config = model.config
     QualityFMFeatureExtractor(
         sampling_rate=config.sampling_rate,
         channel_names=tuple(config.channel_names),
         segment_seconds=config.segment_seconds,
     ).save_pretrained(directory)
+    write_encoder_card(directory, config, sum(p.numel() for p in encoder.parameters()), card or {})
     return directory
+
+
+def objective_description(config: QualityFMConfig) -> str:
+    """What a pretraining config optimises, in words, from its loss weights."""
+    terms = []
+    if config.distillation_loss_weight:
+        terms.append(f"the student matches an EMA teacher that sees the better window ({config.distillation_target} "
+                     f"distillation, weight {config.distillation_loss_weight:g})")
+    if config.band_power_loss_weight:
+        terms.append(f"predicts the better window's log band powers from its pooled embedding (weight "
+                     f"{config.band_power_loss_weight:g})")
+    if config.amplitude_loss_weight:
+        terms.append(f"reconstructs the better window's {config.spectral_target.replace('_', '-')} spectrum "
+                     f"(weight {config.amplitude_loss_weight:g})")
+    if config.quality_loss_weight:
+        terms.append(f"predicts the signal-quality score of each channel it sees (weight {config.quality_loss_weight:g})")
+    if config.rhythm_loss_weight:
+        terms.append(f"predicts RR-interval statistics of its ECG (weight {config.rhythm_loss_weight:g})")
+    if config.koleo_loss_weight:
+        terms.append(f"a KoLeo term spreads the embeddings (weight {config.koleo_loss_weight:g})")
+    return "the student encoder sees the worse window and " + "; ".join(terms) if terms else "no loss terms"
+
+
+def write_encoder_card(directory: str | Path, config: QualityFMConfig, num_parameters: int, fields: Mapping) -> Path:
+    """`README.md` of an exported encoder from `model_cards/pretrained_template.md`."""
+    from .tasks.model_card import render_model_card
+
+    preset = next((name for name, values in PRESETS.items()
+                   if all(getattr(config, k) == v for k, v in values.items())), "custom")
+    values = {
+        "license": "apache-2.0",
+        "datasets": ["physionet/challenge-2015"],
+        "model_name": f"QualityFM-{preset.capitalize()} encoder",
+        "preset": preset,
+        "num_parameters": f"{num_parameters / 1e6:.2f} M",
+        "objective_description": objective_description(config),
+        "num_hidden_layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "window_size": config.window_size,
+        "pooling": config.pooling,
+        "token_seconds": f"{config.segment_seconds / config.segment_tokens:.2f}",
+        "dataset_description": "the quality pairs given to `qualityfm pretrain` (see the run's command).",
+        "data_license": "that of the pretraining records.",
+        "normalisation": "joint min-max to [-1, 1] over the present channels of each window (the feature "
+                         "extractor applies it).",
+        "training_description": "See the `config.json` of the run for every recipe setting.",
+        "limitations": "Pretrained on the records named above only; its embedding has not been evaluated on "
+                       "other monitors or populations.",
+        "repo_id": "ORG/NAME",
+        "revision": "main",
+        "citation": "Guo Z, Chen T, Ferrario M. QualityFM: a Multimodal Physiological Signal Foundation Model "
+                    "with Self-Distillation for Signal Quality Challenges in Critically Ill Patients. "
+                    "arXiv:2509.06516, 2025.",
+    }
+    values.update(fields)
+    path = Path(directory) / "README.md"
+    path.write_text(render_model_card("pretrained", values), encoding="utf-8")
+    return path
 
 
 def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:

@@ -266,6 +266,13 @@ def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys, reci
     assert ("teacher_entropy" in result["last_logged"]) == (recipe == "paper")
     assert (tmp_path / "run" / "encoder" / "config.json").is_file()
     assert json.loads((tmp_path / "run" / "encoder" / "config.json").read_text())["num_hidden_layers"] == 1
+    # The exported encoder has a card that says what it was trained on and with what.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "run" / "encoder" / "README.md")
+    assert card.data.pipeline_tag == "feature-extraction" and "qualityfm" in card.data.tags
+    assert f"9 pairs from `{tmp_path / 'pairs'}`" in card.text and f"2 steps of 2 pairs, recipe `{recipe}`" in card.text
+    assert ("matches an EMA teacher" in card.text) == (recipe == "paper")
     wrapper = json.loads((tmp_path / "run" / "config.json").read_text())
     assert wrapper["distillation_target"] == ("tokens" if recipe == "paper" else "pooled")
     assert wrapper["num_prototypes"] == 64  # --set on top of the recipe

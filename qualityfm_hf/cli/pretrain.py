@@ -97,6 +97,23 @@ def load_pairs_dataset(directory: Path):
     return load_pairs(directory)
 
 
+def pairs_description(pairs_dirs: list[Path], datasets: list) -> str:
+    """One line per pairs folder for the encoder's card: pairs, records and where they were built from."""
+    from ..pairs import read_manifest
+
+    parts = []
+    for folder, dataset in zip(pairs_dirs, datasets):
+        try:
+            manifest = read_manifest(folder)
+        except (FileNotFoundError, ValueError):  # a dataset that did not come from a pairs folder
+            parts.append(f"{len(dataset)} pairs from `{folder}`")
+            continue
+        counts = manifest.get("counts", {})
+        parts.append(f"{len(dataset)} pairs of {counts.get('windows_kept', '?')} 30-s windows from "
+                     f"{counts.get('records_with_windows', '?')} records of `{manifest.get('input', folder)}`")
+    return "; ".join(parts) + "."
+
+
 def pretrain_command(args) -> int:
     pairs_dirs = [Path(folder) for folder in args.pairs]
     for pairs_dir in pairs_dirs:
@@ -151,6 +168,7 @@ def pretrain_command(args) -> int:
         base_learning_rate=base_learning_rate,
         augment=not args.no_augment,
         resume_from_checkpoint=resume,
+        card={"dataset_description": pairs_description(pairs_dirs, datasets)},
     )
     if not trainer.is_world_process_zero():
         return 0
