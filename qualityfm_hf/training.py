@@ -657,7 +657,7 @@ def pretrain(
             "run's `training_args.bin`.")}
         export_encoder(trainer.model, output_dir / "encoder", card={**run, **(card or {})})
         if any("loss" in entry and "step" in entry for entry in trainer.state.log_history):
-            plot_loss_curves(trainer.state.log_history, output_dir / "loss_curves.png")
+            plot_loss_curves(trainer.state.log_history, output_dir / "loss_curves.png", loss_weights(trainer.model.config))
         else:  # a run shorter than logging_steps is a normal run; it just has no curve to draw
             warnings.warn(
                 f"no training loss was logged ({trainer.state.global_step} steps, logging_steps "
@@ -746,8 +746,16 @@ def write_encoder_card(directory: str | Path, config: QualityFMConfig, num_param
     return path
 
 
-def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:
+def loss_weights(config: QualityFMConfig) -> dict[str, float]:
+    """λ of each loss component (`LOSS_COMPONENTS`): the config's `<component>_weight`."""
+    return {name: float(getattr(config, f"{name}_weight")) for name in LOSS_COMPONENTS}
+
+
+def plot_loss_curves(log_history: list[dict], path: str | Path, weights: Mapping[str, float] | None = None) -> Path:
     """Plot the loss, its components and the collapse monitors against the optimiser step to a PNG (Agg).
+
+    `weights` (component name -> λ, e.g. `loss_weights(config)`) puts each component's weight in its panel title,
+    so the plot says how much each curve counts in the total.
 
     A panel whose positive values span more than a factor of 20 uses a log scale, so a teacher entropy sliding towards
     0 stays visible instead of flattening into the axis.
@@ -788,7 +796,8 @@ def plot_loss_curves(log_history: list[dict], path: str | Path) -> Path:
         positive = [value for value in values if value > 0]
         if positive and len(positive) == len(values) and max(positive) > 20 * min(positive):
             axis.set_yscale("log")
-        axis.set_title(title.replace("_", " "))
+        weight = (weights or {}).get(title)
+        axis.set_title(title.replace("_", " ") + (f" (λ = {weight:g})" if weight is not None else ""))
         axis.set_xlabel("optimiser step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

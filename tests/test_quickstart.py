@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from transformers import AutoModel
 
@@ -34,7 +35,7 @@ def test_quickstart_tiny_run_writes_report_figures_and_loadable_models(tmp_path,
     for name in ("report.md", "quality_timeline.png", "spectra.png", "loss_curves.png", "roc.png", "summary.json"):
         assert (out / name).stat().st_size > 1000, name
     report = (out / "report.md").read_text()
-    assert "![ROC](roc.png)" in report
+    assert "![ROC](roc.png)" in report and "**Checks.**" in report and isinstance(summary["checks"], list)
     assert "| pretrained | 12 |" in report and "| scratch | 12 |" in report and "| baseline: logistic | 12 |" in report
     assert type(AutoModel.from_pretrained(out / "pretrain" / "encoder")) is QualityFMModel
     for name in ("vt-pretrained", "vt-scratch"):
@@ -56,3 +57,23 @@ def test_quickstart_cli_rejects_a_missing_data_dir(tmp_path, capsys):
 def test_quickstart_cli_rejects_non_positive_steps(tmp_path, capsys, steps):
     assert main(["quickstart", "--steps", steps, "--output", str(tmp_path / "o")]) == 1
     assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+def test_report_checks_flag_collapse_a_flat_decoder_and_a_one_score_model():
+    from types import SimpleNamespace
+
+    from qualityfm_hf.quickstart import report_checks
+
+    trainer = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(distillation_target="pooled",
+                                                                           num_prototypes=512, hidden_size=512)))
+    healthy = report_checks(trainer, [{"student_rank": 20.0}],
+                            {"predicted_amplitude": np.sin(np.arange(100.0)), "target_amplitude": np.cos(np.arange(100.0))},
+                            {"pretrained": (np.array([0, 1, 1]), np.array([0.2, 0.7, 0.9]))})
+    assert healthy == []
+    checks = report_checks(trainer, [{"student_rank": 1.1}],
+                           {"predicted_amplitude": np.full(100, 0.3), "target_amplitude": np.cos(np.arange(100.0))},
+                           {"scratch": (np.array([0, 1, 1]), np.full(3, 0.41))})
+    assert len(checks) == 3
+    assert "collapse" in checks[0] and "student rank is 1.10" in checks[0]
+    assert "almost flat spectrum" in checks[1]
+    assert "fine-tuning from scratch: every record gets the same score (0.410)" in checks[2]

@@ -228,6 +228,13 @@ def test_plot_loss_curves_needs_training_losses(tmp_path):
     history = [{"loss": 3.0 - s, "distillation_loss": 2.0, "amplitude_loss": 0.1, "phase_loss": 0.4, "step": s}
                for s in range(1, 4)]
     assert plot_loss_curves(history, tmp_path / "sub" / "curves.png").stat().st_size > 10_000
+    # With the config's weights each panel title carries its λ (the figure differs from the one without).
+    from qualityfm_hf.training import loss_weights
+
+    weights = loss_weights(small_config())
+    assert weights["distillation_loss"] == 1.0 and weights["amplitude_loss"] == 0.1
+    with_weights = plot_loss_curves(history, tmp_path / "w.png", weights).read_bytes()
+    assert with_weights != (tmp_path / "sub" / "curves.png").read_bytes()
 
 
 def test_pretrain_rejects_items_of_the_wrong_shape(tmp_path):
