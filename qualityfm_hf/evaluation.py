@@ -296,8 +296,10 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
     kwargs = {} if window_seconds is None else {"window_seconds": window_seconds}
     if task == "abp":
         kwargs["with_targets"] = False
+    from .progress import progress_bar
+
     results = []
-    for path in records:
+    for path in progress_bar(records, desc="predict", unit="record"):
         try:
             recording = read_recording(path)
         except Exception as err:  # one unreadable record (truncated, damaged header) must not cost the others

@@ -79,7 +79,18 @@ def build_task_table(task: str, data_dir: str | Path, **options):
     """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.io`): one flat
     `datasets.Dataset` of windows with a `split` column (what fine-tuning, evaluation and probing read). The typed
     `DatasetDict` for users is `qualityfm_hf.build_task_dataset`."""
-    return get_task(task).build_dataset(data_dir, reader=read_recording, find_channel=find_channel, **options)
+    from .progress import progress_bar
+
+    bar = progress_bar(desc=f"{task}: reading records", unit="record")
+
+    def reader(path):
+        bar.update(1)  # the task module reads each record once through this reader
+        return read_recording(path)
+
+    try:
+        return get_task(task).build_dataset(data_dir, reader=reader, find_channel=find_channel, **options)
+    finally:
+        bar.close()
 
 
 def checkpoint_task(model_dir: str | Path) -> str | None:
@@ -173,8 +184,11 @@ def extract_features(dataset, feature_extractor) -> tuple[list[dict], Counter]:
         `channel_mask` `(2,)`, `labels`, `record`, `split`, `row`; and a count by reason of rows rejected or kept
         with the PPG masked.
     """
+    from .progress import progress_bar
+
     features, notes = [], Counter()
-    for index, row in enumerate(dataset.with_format("numpy")):
+    for index, row in enumerate(progress_bar(dataset.with_format("numpy"), desc="feature extraction",
+                                             unit="window")):
         out, note = extract_row(feature_extractor, np.asarray(row["signals"], dtype=np.float64), row["channel_mask"],
                                 row["sampling_rate"])
         if note:

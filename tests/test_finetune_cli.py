@@ -209,3 +209,18 @@ print(json.dumps({"files": files, "class": type(model).__module__ + "." + type(m
     assert result["class"].startswith("transformers_modules.") and result["class"].endswith("QualityFMForAFClassification")
     assert result["extractor"] == "QualityFMFeatureExtractor" and result["shape"] == [1, 1]
     assert result["threshold"] == QualityFMConfig.from_pretrained(af_model).decision_threshold
+
+
+def test_progress_bars_show_on_long_loops_and_no_progress_hides_them_all(af_model, capsys, monkeypatch):
+    from qualityfm_hf import progress
+
+    monkeypatch.setattr(progress, "_ENABLED", True)
+    monkeypatch.delenv(progress.ENV, raising=False)
+    records = [str(AF_2017 / "A00009"), str(AF_2017 / "A00002")]
+    assert main(["predict", "--model", str(af_model), "--json", *records]) == 0
+    assert "predict: " in capsys.readouterr().err  # leave=False clears the bar at the end
+    monkeypatch.setattr("transformers.utils.logging.disable_progress_bar", lambda: None)  # keep global state
+    monkeypatch.setattr("datasets.disable_progress_bars", lambda: None)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    assert main(["predict", "--model", str(af_model), "--json", "--no-progress", *records]) == 0
+    assert "predict:" not in capsys.readouterr().err and not progress.progress_enabled()

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     # No prefix matching: `--max-step` or `--num-work` must be an error, not silently another option.
     for command_parser in (parser, *subparsers.choices.values()):
         command_parser.allow_abbrev = False
+    # Every command takes --no-progress (some define it themselves, with a command-specific help).
+    for command_parser in subparsers.choices.values():
+        if not any("--no-progress" in action.option_strings for action in command_parser._actions):
+            command_parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
     return parser
 
 
@@ -64,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         import qualityfm_hf
 
         qualityfm_hf.load()  # deferred by the `qualityfm` launcher until the arguments were parsed
+        if getattr(args, "no_progress", False):
+            from ..progress import disable_progress_bars
+
+            disable_progress_bars()
         result = args.func(args)
     except QualityFMCLIError as err:
         if debug:
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         # One line, no traceback: the message already says what to do.
         print(f"qualityfm {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `qualityfm ... | head`: the reader left; nothing to report
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stderr at exit; keep that quiet too
+        return 0
     except KeyboardInterrupt:
         if debug:
             raise

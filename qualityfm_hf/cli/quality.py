@@ -123,7 +123,10 @@ def quality_command(args) -> int:
         records = expand_records(args.records)
     except ValueError as err:
         raise QualityFMCLIError(str(err)) from None
-    results = [score_record(p, args.window_seconds, args.num_workers, method) for p in records]
+    from ..progress import progress_bar
+
+    results = [score_record(p, args.window_seconds, args.num_workers, method)
+               for p in progress_bar(records, desc="quality", unit="record")]
     if args.json:
         print(json.dumps({"sampling_rate": TARGET_RATE, "window_seconds": args.window_seconds,
                           "records": results}, indent=2))
