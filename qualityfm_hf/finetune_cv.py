@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,10 +30,13 @@ from .finetuning import (
     train_head,
     training_arguments,
 )
+from .log import get_logger
 from .pretrained import resolve_model
 from .tasks.common import dataset_metadata
 from .tasks.metrics import choose_threshold as select_threshold
 from .tasks.metrics import classification_metrics
+
+logger = get_logger(__name__)
 
 
 def model_method(task: str, model: str, training_args, *, pooling=None, freeze_backbone=False,
@@ -83,7 +85,7 @@ def baseline_method(task: str, kind: str, X: np.ndarray, seed: int = 0) -> cross
 
 
 def _say(message: str) -> None:
-    print(f"[qualityfm finetune] {message}", file=sys.stderr, flush=True)
+    logger.info(message)
 
 
 DEFAULT_FOLDS = 5

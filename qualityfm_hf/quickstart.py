@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .log import get_logger
 from .quality import QUALITY_CLASSES
 from .report import markdown_table, plot_quality_timeline, plot_roc_curves, plot_spectra
+
+logger = get_logger(__name__)
 
 BUNDLED_RECORDS = Path(__file__).parent / "data" / "physionet2015_vt"
 TASK = "vt-false-alarm"
@@ -35,7 +38,7 @@ PRETRAINED_MODEL = "pretrained-base"
 
 
 def _say(message: str) -> None:
-    print(f"[quickstart] {message}", flush=True)
+    logger.info(message)
 
 
 def windows_by_record(pairs_dir: Path) -> dict[str, list[tuple[float, int]]]:

@@ -145,7 +145,9 @@ def test_finetune_cv_prints_a_readable_summary_without_json(backbone, tmp_path, 
         warnings.simplefilter("ignore")
         assert main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
                      str(tmp_path), "--cv", "2", "--no-final", *FAST]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert "[qualityfm] repeat 1, fold 1:" in captured.err  # progress messages through logging, at INFO
+    lines = captured.out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("af: 2-fold cross-validation by record"))
     assert "1 repeat(s), 8 records" in lines[start]
     assert lines[start + 1].split()[0] == "model" and "auroc" in lines[start + 1] and "pooled auroc [" in lines[start + 1]
@@ -235,3 +237,20 @@ def test_finetune_on_one_class_refuses_in_one_line_before_training(backbone, tmp
     err = capsys.readouterr().err
     assert "all 3 usable records" in err and "have label 0 (not AF)" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_verbosity_sets_which_package_messages_show(capsys):
+    from qualityfm_hf.log import get_logger, set_verbosity
+
+    logger = get_logger("qualityfm_hf.finetune_cv")
+    try:
+        set_verbosity("warning")
+        logger.info("an info line")
+        logger.warning("a warning line")
+        err = capsys.readouterr().err
+        assert "an info line" not in err and "[qualityfm] a warning line" in err
+        set_verbosity("info")
+        logger.info("now shown")
+        assert "[qualityfm] now shown" in capsys.readouterr().err
+    finally:
+        set_verbosity("info")

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                f"{DEBUG_ENV}=1 shows the traceback instead.",
     )
     parser.add_argument("--debug", action="store_true", help="Show the full traceback when a command fails.")
+    parser.add_argument("--verbosity", choices=("debug", "info", "warning", "error"), default="info",
+                        help="Level of the progress messages on stderr (default info).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, builder in COMMANDS:
         module = importlib.import_module(f".{module_name}", __package__)
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         import qualityfm_hf
 
         qualityfm_hf.load()  # deferred by the `qualityfm` launcher until the arguments were parsed
+        from ..log import set_verbosity
+
+        set_verbosity(args.verbosity)
         if getattr(args, "no_progress", False):
             from ..progress import disable_progress_bars
 
