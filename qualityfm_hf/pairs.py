@@ -20,8 +20,6 @@ skips those, so an interrupted build resumes where it stopped and writes nothing
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import warnings
 from collections import Counter
@@ -29,6 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .pairs_format import (  # noqa: F401  (FORMAT_* and read_manifest stay importable from here)
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    _sha256,
+    _write_atomic,
+    _write_json_atomic,
+    read_manifest,
+    shard_file_problem,
+)
 from .quality import QUALITY_CLASSES
 from .segmenting import (
     CHANNELS,
@@ -42,9 +50,6 @@ from .segmenting import (
     segment_recording,
 )
 
-FORMAT_NAME = "qualityfm-pairs"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 MAX_NEIGHBOURS = 9  # "surrounding 5 min" in the reference code: the next 9 kept 30-s windows
 RECORDS_PER_SHARD = 32
 # window_id = record_index * WINDOW_ID_STRIDE + position on the record's 30-s grid: deterministic, so a resumed
@@ -222,79 +227,6 @@ def _shard_tables(shard_windows: list[tuple[int, RecordWindows]], max_neighbours
         "student_class": pa.array(cat(pair_cols["student_class"], np.int8)),
     })
     return windows, pairs, pair_counts, matrix
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomic(table, path: Path) -> dict:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)  # atomic on POSIX: a reader sees the old file or the whole new one
-    return {"file": path.name, "rows": table.num_rows, "bytes": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _write_json_atomic(data: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
-def shard_file_problem(directory: Path, entry: dict) -> str | None:
-    """Why the shard files of manifest entry `entry` cannot be trusted, or None. Checks size and sha256."""
-    for key in ("windows", "pairs"):
-        info = entry[key]
-        path = directory / info["file"]
-        if not path.is_file():
-            return f"{path} is missing"
-        if path.stat().st_size != info["bytes"]:
-            return f"{path} has {path.stat().st_size} bytes, the manifest recorded {info['bytes']}"
-        if _sha256(path) != info["sha256"]:
-            return f"{path} does not match the sha256 in the manifest (damaged or changed)"
-    return None
-
-
-# =============================================================================
-# Manifest
-# =============================================================================
-def read_manifest(directory: str | os.PathLike) -> dict:
-    """The manifest of a pairs directory, after checking its format name and version.
-
-    Raises:
-        `FileNotFoundError`: no `manifest.json`. `ValueError`: unreadable, or another format or version.
-    """
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        folder = Path(directory)
-        if folder.is_dir() and (any(folder.glob("*.hea")) or any(folder.glob("*.vital"))):
-            # A records folder: pairs belong in a folder of their own, not among the records.
-            raise FileNotFoundError(
-                f"{directory} holds records, not pairs (no {MANIFEST}). Build pairs from them first: `qualityfm "
-                f"build-pairs --input {directory} --output pairs/{folder.resolve().name}`, then pass that folder."
-            )
-        raise FileNotFoundError(
-            f"{path} not found: {directory} is not a pairs directory. Build one with "
-            f"`qualityfm build-pairs --input RECORDS --output {directory}`."
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); rebuild the directory with `qualityfm build-pairs`.")
-    found = (manifest.get("format"), manifest.get("format_version"))
-    if found != (FORMAT_NAME, FORMAT_VERSION):
-        raise ValueError(
-            f"{path} has format {found[0]!r} version {found[1]!r}, but this qualityfm-hf reads {FORMAT_NAME!r} "
-            f"version {FORMAT_VERSION}. Rebuild it: `qualityfm build-pairs --input RECORDS --output NEW_DIR` "
-            "(or delete the old directory first)."
-        )
-    return manifest
 
 
 def _summarise(manifest: dict) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .pairs import read_manifest
+from .pairs_format import check_sha256, read_manifest
 
 PROVENANCE = ("teacher_window_id", "student_window_id", "record", "teacher_start_seconds", "student_start_seconds",
               "teacher_quality", "student_quality", "teacher_class", "student_class")
@@ -50,29 +50,8 @@ def _shards(directory: str | os.PathLike) -> tuple[Path, dict, list[dict]]:
                     f"shard file {path} is damaged: the manifest recorded {shard[key]['bytes']} bytes, found {found}. "
                     "Rerun `qualityfm build-pairs` with the same --input and --output: it rebuilds only this shard."
                 )
-            _check_sha256(path, shard[key].get("sha256"))
+            check_sha256(path, shard[key].get("sha256"))
     return directory, manifest, shards
-
-
-# Shard files whose sha256 matched the manifest in this process, keyed by (path, size, mtime): each is hashed once
-# per process (about 0.1 s per 50 MB), however often it is loaded.
-_VERIFIED: set[tuple[str, int, int]] = set()
-
-
-def _check_sha256(path: Path, expected: str | None) -> None:
-    """Bytes flipped in place keep a shard's size; only its digest shows the change."""
-    from .pairs import _sha256
-
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if expected is None or key in _VERIFIED:
-        return
-    if _sha256(path) != expected:
-        raise ValueError(
-            f"shard file {path} is damaged: its sha256 does not match the manifest (same size, changed bytes). "
-            "Rerun `qualityfm build-pairs` with the same --input and --output: it rebuilds only this shard."
-        )
-    _VERIFIED.add(key)
 
 
 def _read_parquet(path: Path):

@@ -43,11 +43,11 @@ def _say(message: str) -> None:
 
 def windows_by_record(pairs_dir: Path) -> dict[str, list[tuple[float, int]]]:
     """record -> [(start seconds, class index)] of the kept windows, read from the pair shards."""
-    import pyarrow.parquet as pq
+    from .pairs_format import window_tables
 
     result: dict[str, list[tuple[float, int]]] = {}
-    for shard in sorted(pairs_dir.glob("windows-*.parquet")):
-        table = pq.read_table(shard, columns=["record", "start_seconds", "quality_class"]).to_pydict()
+    for table in window_tables(pairs_dir, columns=["record", "start_seconds", "quality_class"]):
+        table = table.to_pydict()
         for record, start, cls in zip(table["record"], table["start_seconds"], table["quality_class"]):
             result.setdefault(record, []).append((float(start), int(cls)))
     return {record: sorted(rows) for record, rows in result.items()}
