@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .evaluation import grouped_bootstrap, per_record
-from .finetuning import get_task
+from .task_data import get_task
 from .tasks.common import split_by_record
 from .tasks.metrics import MetricWarning, regression_metrics
 from .tasks.metrics import classification as cls_metrics

@@ -12,16 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .finetuning import (
+from .task_data import (  # noqa: F401  (crop helpers re-exported: they used to live here)
     HEAD_TO_TASK,
     build_task_table,
     checkpoint_task,
     collate,
     crop_inputs,
+    crop_starts,
     extract_features,
     extract_row,
     get_task,
     head_class,
+    inference_crop_samples,
+    window_crops,
 )
 from .tasks.metrics import bootstrap_ci, classification_metrics, regression_metrics
 from .tasks.metrics import choose_threshold as select_threshold
@@ -32,31 +35,6 @@ REGRESSION_CI_METRICS = {
     "sbp_mae": lambda t, p: reg_metrics.mean_absolute_error(t[:, 0], p[:, 0]),
     "dbp_mae": lambda t, p: reg_metrics.mean_absolute_error(t[:, 1], p[:, 1]),
 }
-
-
-def crop_starts(length: int, crop: int, hop: int) -> list[int]:
-    """Starts of `crop`-sample crops every `hop` samples over `length` real samples, the last flush with the end, so
-    every sample is covered; one start (0) when the window is no longer than a crop."""
-    if length <= crop:
-        return [0]
-    starts = list(range(0, length - crop + 1, hop))
-    return starts if starts[-1] == length - crop else [*starts, length - crop]
-
-
-def window_crops(item: dict, crop: int | None, hop: int | None = None) -> list[dict]:
-    """Model inputs of one window, or of its overlapping `crop`-sample crops (half-overlapping by default)."""
-    inputs = {k: item[k] for k in ("input_values", "attention_mask", "channel_mask")}
-    length = int(np.asarray(item["attention_mask"]).sum())
-    if not crop or length <= crop:
-        return [inputs]
-    return [{**inputs, **crop_inputs(inputs, s, crop)} for s in crop_starts(length, crop, hop or crop // 2)]
-
-
-def inference_crop_samples(config) -> int | None:
-    """`config.crop_seconds` (set by fine-tuning with random crops) in samples, None when the model sees whole
-    windows."""
-    seconds = getattr(config, "crop_seconds", None)
-    return int(round(seconds * config.sampling_rate)) if seconds else None
 
 
 def predict_features(model, features: list[dict], batch_size: int = 32) -> np.ndarray:

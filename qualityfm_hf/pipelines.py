@@ -91,7 +91,7 @@ class _WaveformPipeline(ChunkPipeline):
     default_window_seconds = 30.0
 
     def _task_module(self):
-        from .finetuning import HEAD_TO_TASK, get_task
+        from .task_data import HEAD_TO_TASK, get_task
 
         for name in self.model.config.architectures or []:
             if name in HEAD_TO_TASK:
@@ -123,7 +123,7 @@ class _WaveformPipeline(ChunkPipeline):
 
     def preprocess(self, inputs, window_seconds: float | None = None):
         from .evaluation import inference_crop_samples, window_crops
-        from .finetuning import extract_row
+        from .task_data import extract_row
 
         rows = self._rows(inputs, window_seconds)
         windows, reasons = [], []

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .finetuning import build_task_table, extract_row, get_task
+from .task_data import build_task_table, extract_row, get_task
 from .tasks.common import DEFAULT_FRACTIONS, SPLITS, dataset_metadata
 
 ABP_COLUMNS = ("sbp_mmhg", "dbp_mmhg")

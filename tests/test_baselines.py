@@ -207,6 +207,7 @@ def test_abp_pulse_arrival_time_is_physiological(abp_rows):
 
 def test_feature_matrix_over_a_dataset_with_and_without_progress(af_rows, capsys):
     dataset = build("af", AF_2017)
+    capsys.readouterr()  # reading the records shows its own bar
     matrix = feature_matrix("af", dataset)
     assert matrix.shape == (len(dataset), 8) and matrix.dtype == np.float64 and not np.isinf(matrix).any()
     assert capsys.readouterr().err == ""  # no bar unless asked

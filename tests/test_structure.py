@@ -64,3 +64,52 @@ def test_nothing_named_modeling_or_tasks_is_installed_top_level():
         for init in (REPO_ROOT / sub).rglob("__init__.py"):
             dotted = ".".join(("qualityfm_hf",) + init.parent.relative_to(REPO_ROOT).parts)
             assert dotted in packages, f"{dotted} is not listed in pyproject's packages"
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """module -> the package modules it imports, lazy imports inside functions included."""
+    roots = {"qualityfm_hf": ("qualityfm_hf",), "modeling": ("qualityfm_hf", "modeling"),
+             "tasks": ("qualityfm_hf", "tasks")}
+    files = {}
+    for folder, prefix in roots.items():
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            if "weights" in path.parts:
+                continue  # copies of modeling/ shipped with the encoder
+            parts = list(prefix) + list(path.relative_to(REPO_ROOT / folder).with_suffix("").parts)
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
+                candidates = [target] + [f"{target}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            else:
+                continue
+            found |= {c for c in candidates if c in files and c != name}
+        graph[name] = found
+    return graph
+
+
+def test_no_import_cycles_between_package_modules():
+    # Issue 12: evaluation <-> finetuning and pairs <-> pairs_dataset imported each other (lazily, one way).
+    graph = _package_imports()
+    assert {"qualityfm_hf.task_data", "qualityfm_hf.pairs_format"} <= set(graph)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in graph[stack.pop()]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    cycles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
+    assert cycles == []
