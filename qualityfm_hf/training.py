@@ -17,8 +17,11 @@ Two recipes (`RECIPES`):
   at 3e-4 with a 10 % linear warm-up, cosine decay and gradient clipping at 3; the EMA teacher (0.996 -> 1) is what
   is exported. The DINO distillation term is built (projection head, per-prototype centre, teacher temperature
   warm-up 0.04 -> 0.07) but weighted 0: on the shared records, at weight 1 it lowered the VT and AF probes in
-  both paired comparisons and at 0.1 it kept VT but lowered AF and quality (benchmarks/PRETRAINING.md); `--set distillation_loss_weight=1` turns it on. Every departure from the paper is a
-  `QualityFMConfig` field or a TrainingArguments value, so a run's config.json says what it did.
+  both paired comparisons and at 0.1 it kept VT but lowered AF and quality (benchmarks/PRETRAINING.md); `--set
+  distillation_loss_weight=1` turns it on. The quality and rhythm heads (`quality_loss_weight`,
+  `rhythm_loss_weight`) are off too: the quality head lifts the quality probe but the heads fine-tuned from it were
+  worse (PRETRAINING.md section 6). Every departure from the paper is a `QualityFMConfig` field or a
+  TrainingArguments value, so a run's config.json says what it did.
 
 Everything per step is a function of `state.global_step`, so nothing but the Trainer's own checkpoint is needed to
 resume.
