@@ -31,7 +31,7 @@ HIGH_QUALITY_CLASS = 3  # Good (3) and Excellent (4) vs Bad, Poor, Acceptable
 
 def task_features(task: str, data_dir: Path) -> list[dict]:
     """Feature-extracted windows of a task, built once and shared by every encoder."""
-    from qualityfm_hf.feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from qualityfm_hf.modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
     from qualityfm_hf.task_data import build_task_table, extract_features
 
     dataset = build_task_table(task, data_dir)

@@ -29,8 +29,8 @@ __all__ = [
 
 def load() -> None:
     """Import the public API and register it with the Auto classes (idempotent)."""
-    from .feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
     from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
     from .modeling.modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
     from .pretrained import pretrained_path
     from .registration import register

@@ -147,7 +147,7 @@ def evaluate_features(task: str, model, features: list[dict], *, n_bootstrap: in
 
 def load_task_model(model_dir: str | Path, task: str | None = None):
     """Model + feature extractor of a fine-tuned checkpoint; `task` (when given) must match the checkpoint's head."""
-    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
     from .pretrained import resolve_model
 
     model_dir = resolve_model(str(model_dir))

@@ -101,7 +101,7 @@ def load_model(task: str, model: str, **config_overrides):
 def load_feature_extractor(model: str, **options):
     """The checkpoint's saved feature extractor, or the pretraining default for presets and bare backbones; `options`
     (e.g. `bandpass=True`, `normalization="robust_channel"`) are set on it and saved with the fine-tuned model."""
-    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     model = resolve_model(model)
     if model not in PRESETS and (Path(model) / "preprocessor_config.json").is_file():

@@ -59,7 +59,7 @@ RECORD_SUFFIXES = (".hea", ".vital")
 
 
 def _warn(message: str) -> None:
-    from .feature_extraction_qualityfm import QualityFMWarning
+    from .modeling.feature_extraction_qualityfm import QualityFMWarning
 
     warnings.warn(message, QualityFMWarning, stacklevel=3)
 

@@ -70,7 +70,7 @@ PPG_METHODS = ("qualityfm",)
 
 def _warn(message: str) -> None:
     # Imported lazily: the feature-extractor module pulls in transformers, which the CLI should not pay for.
-    from .feature_extraction_qualityfm import QualityFMWarning
+    from .modeling.feature_extraction_qualityfm import QualityFMWarning
 
     warnings.warn(message, QualityFMWarning, stacklevel=3)
 

@@ -38,7 +38,7 @@ def register() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     config_class = configuration.QualityFMConfig
     heads = head_classes()

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from .io import Recording, find_channel
+from .modeling.feature_extraction_qualityfm import resample_channel as _resample_channel
 from .quality import score_windows
 
 CHANNELS = ("PPG", "ECG_II")  # model order, paper notes §1.1
@@ -85,32 +84,9 @@ def is_physionet2015(recording: Recording) -> bool:
 
 
 def resample_channel(signal: np.ndarray, rate: float, target: float = SAMPLING_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """Polyphase resampling of one channel that may contain NaN.
-
-    Args:
-        signal (`np.ndarray` of shape `(samples,)`): Physical units, NaN/inf where missing.
-        rate (`float`): Its sampling rate in Hz.
-        target (`float`, defaults to 300): Output rate in Hz.
-
-    Returns:
-        `(values, missing)`, both of shape `(round(samples * target / rate),)`: resampled values with gaps
-        bridged linearly, and True where the nearest source sample was missing.
-    """
-    missing = ~np.isfinite(signal)
-    filled = signal.astype(np.float64, copy=True)
-    if missing.all():
-        filled[:] = 0.0
-    elif missing.any():
-        # Bridge gaps before filtering, or one NaN would spread over the whole filter length.
-        grid = np.arange(signal.size)
-        filled[missing] = np.interp(grid[missing], grid[~missing], signal[~missing])
-    if rate == target:
-        return filled, missing
-    # Monitor rates are integers (125, 250, 500 Hz); others get the nearest fraction with denominator <= 1000.
-    ratio = (Fraction(target) / Fraction(rate)).limit_denominator(1000)
-    out = resample_poly(filled, ratio.numerator, ratio.denominator, padtype="line")
-    source = np.minimum(np.round(np.arange(out.size) * rate / target).astype(np.int64), signal.size - 1)
-    return out, missing[source]
+    """`modeling.feature_extraction_qualityfm.resample_channel` at 300 Hz by default: the pair builder resamples
+    exactly as the feature extractor does."""
+    return _resample_channel(signal, rate, target)
 
 
 def _pick_channels(recording: Recording) -> tuple[dict[str, str | None], list[str]]:
@@ -126,15 +102,6 @@ def _pick_channels(recording: Recording) -> tuple[dict[str, str | None], list[st
     if ecg is None and ppg is not None:
         notes.append("no ECG channel: kept with channel_mask 0, scored from PPG alone")
     return {"PPG": ppg, "ECG_II": ecg}, notes
-
-
-def _interpolate(row: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    if not missing.any():
-        return row
-    grid = np.arange(row.size)
-    out = row.copy()
-    out[missing] = np.interp(grid[missing], grid[~missing], row[~missing])
-    return out
 
 
 def segment_recording(
@@ -209,8 +176,9 @@ def segment_recording(
             if gone.mean() > max_nan_fraction:
                 reasons.add("ppg_nan" if kind == "PPG" else "ecg_nan")
                 continue
-            # Gaps were bridged before resampling; re-interpolating at 300 Hz makes them exactly linear.
-            data = _interpolate(values[kind][w * size:(w + 1) * size], gone)
+            # Gaps were bridged over the whole channel before resampling, as the feature extractor bridges them, so a
+            # pretraining window holds exactly the values fine-tuning and inference see for the same segment.
+            data = values[kind][w * size:(w + 1) * size]
             # Flatness is judged on the source samples: the resampling filter rings at the edges of a flat run.
             source, rate = sources[kind]
             span = source[int(round(w * window_seconds * rate)):int(round((w + 1) * window_seconds * rate))]

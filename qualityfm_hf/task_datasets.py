@@ -111,8 +111,8 @@ def add_model_inputs(data, feature_extractor, num_proc: int | None = None):
 
 def load_task_feature_extractor(task: str, **options):
     """The feature extractor fine-tuning uses for `task` (`finetuning.TASK_RECIPES`), with `options` on top."""
-    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
     from .finetuning import TASK_RECIPES
+    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     return QualityFMFeatureExtractor(**{**TASK_RECIPES[task]["feature_extractor"], **options})
 

@@ -676,7 +676,7 @@ def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path, *
     """Save `model.export_teacher_encoder()`, a matching feature extractor and a model card (`README.md`, from
     `model_cards/pretrained_template.md`) to `directory`. `card` fills or overrides card fields (e.g.
     `dataset_description`, `training_description`, `repo_id`); the rest are derived from the config."""
-    from .feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     directory = Path(directory)
     encoder = model.export_teacher_encoder()

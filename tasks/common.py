@@ -20,7 +20,6 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -89,20 +88,11 @@ def channel_on_grid(recording, name: str | None, rate: float, length: int) -> tu
     values = np.asarray(recording.signals[name], dtype=np.float64)
     source = float(recording.sampling_rates[name])
     if source != rate:
-        from scipy.signal import resample_poly
+        from ..modeling.feature_extraction_qualityfm import resample_channel
 
-        # Gaps are bridged before filtering (NaN would spread through the filter) and put back afterwards.
-        missing = ~np.isfinite(values)
-        filled = values.copy()
-        if missing.all():
-            filled[:] = 0.0
-        elif missing.any():
-            t = np.arange(values.size)
-            filled[missing] = np.interp(t[missing], t[~missing], values[~missing])
-        ratio = Fraction(rate / source).limit_denominator(1000)
-        resampled = resample_poly(filled, ratio.numerator, ratio.denominator, padtype="line")
-        source_index = np.minimum(np.round(np.arange(resampled.size) * source / rate).astype(int), values.size - 1)
-        resampled[missing[source_index]] = np.nan
+        # The package's one resampler; the gaps it bridged are put back as NaN for the feature extractor to judge.
+        resampled, missing = resample_channel(values, source, rate)
+        resampled[missing] = np.nan
         values = resampled
     out = np.full(length, np.nan)
     out[: min(length, values.size)] = values[:length]

@@ -12,7 +12,7 @@ import pytest
 import torch
 import wfdb
 
-from qualityfm_hf.feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
+from qualityfm_hf.modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FS = 300
@@ -452,3 +452,34 @@ def test_a_constant_channel_is_flat_at_any_source_rate(rate):
     ecg[: 30 * rate] = 0.35
     out = fe({"PPG": sine(60, rate, 1.2), "ECG_II": ecg}, sampling_rate=rate, return_rejected=True)
     assert len(out["input_values"]) == 1 and [r[3].split(":")[0] for r in out["rejected"]] == ["ECG_II flat"]
+
+
+def test_pretraining_windows_are_the_feature_extractors_windows():
+    # Issue 12: pretraining never went through the feature extractor; the same record segment must give the same
+    # input_values whichever way it is cut (real records at 250 Hz with PLETH and lead II, some windows with NaN).
+    import warnings
+
+    from conftest import FIXTURES
+
+    from qualityfm_hf.io import find_channel, read_recording
+    from qualityfm_hf.segmenting import segment_recording
+
+    extractor = QualityFMFeatureExtractor()
+    compared = 0
+    for name in ("v100s", "v176s", "v290s"):
+        recording = read_recording(FIXTURES / name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            windows = segment_recording(recording)
+            names = {kind: find_channel(recording, kind) for kind in ("PPG", "ECG_II")}
+            names["ECG_II"] = names["ECG_II"] or find_channel(recording, "ECG")  # as the pair builder: another lead
+            names = {kind: name for kind, name in names.items() if name is not None}
+            out = extractor({kind: recording.signals[name] for kind, name in names.items()},
+                            sampling_rate={kind: recording.sampling_rates[name] for kind, name in names.items()},
+                            return_window_info=True, return_rejected=True)
+        starts = {round(float(s), 3): i for i, s in enumerate(out["window_starts"])}
+        for start, values in zip(windows.start_seconds, windows.input_values):
+            if round(float(start), 3) in starts:
+                np.testing.assert_array_equal(values, out["input_values"][starts[round(float(start), 3)]])
+                compared += 1
+    assert compared >= 25  # 27 windows kept by the pair builder across the three records

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 
 STDLIB = set(sys.stdlib_module_names)
-REMOTE_CODE_ALLOWED = STDLIB | {"torch", "transformers", "numpy", "huggingface_hub", "__future__"}
+REMOTE_CODE_ALLOWED = STDLIB | {"torch", "transformers", "numpy", "scipy", "huggingface_hub", "__future__"}
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:
@@ -35,10 +35,10 @@ def test_modeling_files_import_only_torch_transformers_and_flat_siblings(path):
 
 
 def test_feature_extractor_is_standalone_remote_code():
-    path = REPO_ROOT / "qualityfm_hf" / "feature_extraction_qualityfm.py"
+    path = REPO_ROOT / "modeling" / "feature_extraction_qualityfm.py"
     for module, level in imports_of(path):
         assert level == 0, f"relative import {module} would not ship with the checkpoint"
-        assert module.split(".")[0] in REMOTE_CODE_ALLOWED | {"scipy"}, module
+        assert module.split(".")[0] in REMOTE_CODE_ALLOWED, module
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "tasks").rglob("*.py")), ids=lambda p: str(p.name))
@@ -113,3 +113,12 @@ def test_no_import_cycles_between_package_modules():
 
     cycles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
     assert cycles == []
+
+
+def test_one_module_calls_the_polyphase_resampler():
+    # Issue 12: three resamplers (feature extractor, pair builder, task windows) formed the rate ratio and bridged
+    # gaps each a little differently.
+    callers = sorted(str(path.relative_to(REPO_ROOT)) for folder in ("qualityfm_hf", "modeling", "tasks")
+                     for path in (REPO_ROOT / folder).rglob("*.py")
+                     if "weights" not in path.parts and "resample_poly(" in path.read_text())
+    assert callers == ["modeling/feature_extraction_qualityfm.py"]

@@ -341,28 +341,9 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         for name, value in channels.items():
             if value is None:
                 continue
-            missing = ~np.isfinite(value)
-            filled = value.copy()
-            if missing.all():
-                filled[:] = 0.0
-            elif missing.any():
-                # Bridge every gap before filtering so NaN cannot spread through the polyphase filter; windows whose
-                # gaps are too long are rejected later using the missing mask.
-                t = np.arange(value.size)
-                filled[missing] = np.interp(t[missing], t[~missing], value[~missing])
             fs = rates[name]
-            if fs == target:
-                out = filled
-            else:
-                # Polyphase needs an integer up/down; non-integer rates are approximated by a nearby fraction.
-                ratio = Fraction(target) / Fraction(fs).limit_denominator(1000)
-                if ratio.denominator > 1000:
-                    ratio = ratio.limit_denominator(1000)
-                # padtype="line" avoids the edge transients of the default zero padding.
-                out = resample_poly(filled, ratio.numerator, ratio.denominator, padtype="line")
-            # Nearest source sample of each output sample marks it missing or not.
-            source = np.minimum(np.round(np.arange(out.size) * fs / target).astype(np.int64), value.size - 1)
-            resampled[name] = (out, missing[source], value.size / fs)
+            out, gone = resample_channel(value, fs, target)
+            resampled[name] = (out, gone, value.size / fs)
         durations = {name: seconds for name, (_, _, seconds) in resampled.items()}
         if max(durations.values()) - min(durations.values()) > 1.0:
             raise ValueError(
@@ -490,4 +471,45 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature({**data, **extra}, tensor_type=return_tensors, skip_tensor_conversion=set(extra))
 
 
-__all__ = ["BANDPASS_HZ", "CHANNEL_ALIASES", "NORMALIZATIONS", "QualityFMFeatureExtractor", "QualityFMWarning"]
+def resample_channel(signal: np.ndarray, rate: float, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """Polyphase resampling of one channel that may contain NaN: the package's one resampler.
+
+    The feature extractor, the pair builder (`qualityfm_hf.segmenting`) and the task windows
+    (`tasks.common.channel_on_grid`) all resample through this function, so a window means the same in pretraining,
+    fine-tuning and inference.
+
+    Args:
+        signal (`np.ndarray` of shape `(samples,)`): physical units, NaN/inf where missing.
+        rate (`float`): its sampling rate in Hz.
+        target (`float`): output rate in Hz.
+
+    Returns:
+        `(values, missing)`, both of shape `(ceil(samples * target / rate),)` (the input itself when the rates are
+        equal): values with every gap bridged linearly, and True where the nearest source sample was missing.
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    missing = ~np.isfinite(signal)
+    filled = signal.copy()
+    if missing.all():
+        filled[:] = 0.0
+    elif missing.any():
+        # Bridge every gap before filtering so NaN cannot spread through the polyphase filter; the caller decides
+        # from the missing mask whether a window has too much of it.
+        grid = np.arange(signal.size)
+        filled[missing] = np.interp(grid[missing], grid[~missing], signal[~missing])
+    if rate == target:
+        return filled, missing
+    # Polyphase needs an integer up/down; non-integer rates are approximated by a nearby fraction. Monitor rates
+    # (125, 250, 500 Hz) are exact.
+    ratio = Fraction(target) / Fraction(rate).limit_denominator(1000)
+    if ratio.denominator > 1000:
+        ratio = ratio.limit_denominator(1000)
+    # padtype="line" avoids the edge transients of the default zero padding.
+    out = resample_poly(filled, ratio.numerator, ratio.denominator, padtype="line")
+    # Nearest source sample of each output sample marks it missing or not.
+    source = np.minimum(np.round(np.arange(out.size) * rate / target).astype(np.int64), signal.size - 1)
+    return out, missing[source]
+
+
+__all__ = ["BANDPASS_HZ", "CHANNEL_ALIASES", "NORMALIZATIONS", "QualityFMFeatureExtractor", "QualityFMWarning",
+           "resample_channel"]
