@@ -26,10 +26,8 @@ _REGISTERED = False
 
 def head_classes() -> tuple[type, ...]:
     """The fine-tuning heads, in `modeling/heads_qualityfm.py`."""
-    try:
-        from .modeling import heads_qualityfm
-    except ImportError:  # heads not built yet
-        return ()
+    from .modeling import heads_qualityfm
+
     return tuple(getattr(heads_qualityfm, name) for name in heads_qualityfm.__all__ if name.startswith("QualityFMFor"))
 
 
