@@ -12,6 +12,7 @@ all-reduce and EMA updates kept teacher and centre in sync.
 """
 
 import json
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -63,9 +64,13 @@ def main(output_dir: str, recipe: str = "paper") -> None:
         partial = Path(output_dir) / "ranks.json.partial"
         partial.write_text(json.dumps(result, indent=2))
         partial.replace(Path(output_dir) / "ranks.json")  # whole or absent: the test may read it after killing us
-    # Without these the gloo group can abort at interpreter exit (transformers-v5 notes §3.5).
-    dist.barrier()
-    dist.destroy_process_group()
+    # The gather above was the last collective and rank 0 has written its file. gloo's teardown (a closing barrier,
+    # destroy_process_group, or its destructors at interpreter exit, which abort without them: transformers-v5 notes
+    # §3.5) left rank 0 waiting on a futex about once in ten runs on 2 cores after rank 1 had exited. Leave without
+    # it: flush and exit at once, on every rank.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -107,3 +107,12 @@ def test_options_are_kebab_case_and_never_abbreviated(tmp_path, capsys):
     args, _ = parser.parse_known_args(["pretrain", "--pairs", "p", "--output", "o", "--no_augment",
                                        "--base_learning_rate", "2e-4"])
     assert args.no_augment and args.base_learning_rate == 2e-4
+
+
+def test_env_prints_json_with_every_key_package(capsys):
+    import json
+
+    assert cli_main.main(["env", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["packages"]["qualityfm-hf"] and info["packages"]["torch"].startswith("2.")
+    assert {"platform", "python", "torch_threads", "cuda_available"} <= set(info)

@@ -1,5 +1,6 @@
 """Two-process data-parallel pretraining on CPU (torchrun, gloo): ranks must end with identical weights."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,8 +33,16 @@ def run_two_processes(tmp_path, recipe: str) -> dict:
     try:
         _, stderr = process.communicate(timeout=300)
     except subprocess.TimeoutExpired:
+        # torchrun starts its workers in their own process groups: kill every descendant, or an orphaned rank
+        # keeps the pipes open and communicate() waits for ever.
+        import psutil
+
+        ranks = psutil.Process(process.pid).children(recursive=True)
         os.killpg(process.pid, signal.SIGKILL)
-        _, stderr = process.communicate()
+        for rank in ranks:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rank.kill()
+        _, stderr = process.communicate(timeout=60)
         # Seen about once in ten CI runs on 2 cores: both ranks trained and rank 0 wrote ranks.json after gathering
         # every rank's weights, then gloo hung in the script's closing barrier. What this test checks (the ranks'
         # weights) is complete by then; a hang before the gather still fails below.

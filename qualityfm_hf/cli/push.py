@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from .errors import QualityFMCLIError
 
 
@@ -13,6 +15,7 @@ def push_command_parser(subparsers):
     parser.add_argument("--revision", default=None, help="Branch to push to (default main).")
     parser.add_argument("--commit-message", default="Upload QualityFM checkpoint")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login).")
+    parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     parser.set_defaults(func=push_command)
     return parser
 
@@ -27,5 +30,8 @@ def push_command(args) -> int:
         raise QualityFMCLIError(str(err)) from None
     except Exception as err:  # httpx / huggingface_hub errors: one line, with the reason
         raise QualityFMCLIError(f"upload to {args.repo_id} failed: {type(err).__name__}: {err}") from None
-    print(f"pushed {args.model} to {args.repo_id}: {url}")
+    if args.json:
+        print(json.dumps({"model": str(args.model), "repo_id": args.repo_id, "revision": args.revision, "url": url}))
+    else:
+        print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0
