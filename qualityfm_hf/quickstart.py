@@ -113,7 +113,10 @@ def run_quickstart(
     windows = windows_by_record(output_dir / "pairs")
     table = quality_table(windows)
     print(table)
-    plot_quality_timeline(windows, output_dir / "quality_timeline.png")
+    from .tasks.vt_false_alarm import read_label_csv
+
+    labels = read_label_csv(data_dir / "labels.csv") if (data_dir / "labels.csv").is_file() else {}
+    plot_quality_timeline(windows, output_dir / "quality_timeline.png", labels=labels)
     timings["quality_and_pairs_s"] = time.perf_counter() - t0
     counts = manifest["counts"]
     if not counts.get("pairs"):

@@ -25,11 +25,12 @@ def _pyplot():
 
 
 def plot_quality_timeline(windows: dict[str, list[tuple[float, int]]], path: str | Path,
-                          window_seconds: float = 30.0) -> Path:
+                          window_seconds: float = 30.0, labels: dict[str, int] | None = None) -> Path:
     """Quality class of every kept 30-s window over time, one row per record.
 
     Args:
         windows: record name -> list of (start seconds, class index into `QUALITY_CLASSES`).
+        labels: record name -> 1 (true alarm) / 0 (false alarm), shown beside the record's name when given.
     """
     from matplotlib.patches import Patch
 
@@ -40,7 +41,8 @@ def plot_quality_timeline(windows: dict[str, list[tuple[float, int]]], path: str
         for start, cls in windows[record]:
             ax.broken_barh([(start, window_seconds)], (row - 0.4, 0.8), facecolors=CLASS_COLOURS[cls],
                            edgecolor="white", linewidth=0.5)
-    ax.set_yticks(range(len(records)), records)
+    names = {1: "true alarm", 0: "false alarm"}
+    ax.set_yticks(range(len(records)), [f"{r} ({names[labels[r]]})" if labels and r in labels else r for r in records])
     ax.invert_yaxis()
     ax.set_xlabel("time in record (s); rejected windows are blank")
     ax.set_title("Signal quality class of each 30-s window")
