@@ -1,6 +1,6 @@
 """Transparent handcrafted-feature baselines for the three clinical tasks (false VT alarm, AF, ABP).
 
-Each feature function takes ONE task window exactly as `qualityfm_hf.finetuning.build_task_table` builds it:
+Each feature function takes ONE task window exactly as `qualityfm_hf.task_data.build_task_table` builds it:
 `signals` `(2, T)` in physical units, channel order [PPG, ECG] (`tasks.common.CHANNEL_ORDER`), NaN for missing
 samples and for an absent channel, `channel_mask` `(2,)` with 1 = present, and `sampling_rate` in Hz (the
 ECG's rate; the PPG is already resampled onto it). So a baseline and the neural model see the same windows.

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .task_data import (  # noqa: F401  (crop helpers re-exported: they used to live here)
+from .task_data import (
     HEAD_TO_TASK,
     build_task_table,
     checkpoint_task,
     collate,
-    crop_inputs,
-    crop_starts,
     extract_features,
     extract_row,
     get_task,
@@ -451,7 +449,6 @@ __all__ = [
     "per_record",
     "plot_results",
     "predict_features",
-    "window_crops",
     "predict_records",
     "write_model_card",
 ]

@@ -21,10 +21,7 @@ from . import crossval
 from .evaluation import evaluate_features, predict_features, write_model_card
 from .finetuning import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
-    build_task_table,
     check_classes,
-    extract_features,
-    get_task,
     load_feature_extractor,
     task_recipe,
     train_head,
@@ -32,6 +29,7 @@ from .finetuning import (
 )
 from .log import get_logger
 from .pretrained import resolve_model
+from .task_data import build_task_table, extract_features, get_task
 from .tasks.common import dataset_metadata
 from .tasks.metrics import choose_threshold as select_threshold
 from .tasks.metrics import classification_metrics

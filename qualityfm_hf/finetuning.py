@@ -20,19 +20,14 @@ import numpy as np
 
 from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from .pretrained import resolve_model
-from .task_data import (  # noqa: F401  (re-exported: the task-data helpers used to live here)
+from .task_data import (
     HEAD_TO_TASK,
-    TASKS,
     build_task_table,
-    checkpoint_task,
     collate,
     crop_inputs,
-    crop_starts,
     extract_features,
-    extract_row,
     get_task,
     head_class,
-    inference_crop_samples,
     window_crops,
 )
 from .tasks.common import dataset_metadata
@@ -369,17 +364,9 @@ def finetune(
 __all__ = [
     "DEFAULT_EARLY_STOPPING_PATIENCE",
     "DEFAULT_TRAINING_ARGS",
-    "TASKS",
     "TASK_RECIPES",
     "WindowDataset",
-    "build_task_table",
-    "checkpoint_task",
-    "collate",
-    "crop_inputs",
-    "extract_features",
     "finetune",
-    "get_task",
-    "head_class",
     "load_feature_extractor",
     "load_model",
     "task_config_overrides",

@@ -13,7 +13,7 @@ An input is a dict of 1-D arrays keyed by channel name (`PPG`, `ECG_II`; either 
 `sampling_rate` (Hz, one number or a dict per channel), a path to a WFDB or `.vital` record, or a list of those.
 Arrays are cut into consecutive windows of the task's length (10 s for VT alarms, 30 s otherwise; `window_seconds`
 changes it); a record is windowed as its task windows it (`tasks.<task>.record_windows`). Each window then goes the
-one way every window goes: `finetuning.extract_row` (feature extractor; a single unusable channel is masked) and,
+one way every window goes: `task_data.extract_row` (feature extractor; a single unusable channel is masked) and,
 for a model fine-tuned on crops, test-time crop averaging. Scores are averaged over a recording's windows, as
 `qualityfm predict` does. Batching (`batch_size=`), `device=` and `dtype=` work as in transformers' own pipelines.
 """
@@ -122,8 +122,7 @@ class _WaveformPipeline(ChunkPipeline):
         )
 
     def preprocess(self, inputs, window_seconds: float | None = None):
-        from .evaluation import inference_crop_samples, window_crops
-        from .task_data import extract_row
+        from .task_data import extract_row, inference_crop_samples, window_crops
 
         rows = self._rows(inputs, window_seconds)
         windows, reasons = [], []

@@ -24,16 +24,9 @@ import numpy as np
 import pandas as pd
 
 from .evaluation import grouped_bootstrap
-from .finetuning import (
-    build_task_table,
-    checkpoint_task,
-    collate,
-    extract_features,
-    get_task,
-    load_feature_extractor,
-    load_model,
-)
+from .finetuning import load_feature_extractor, load_model
 from .modeling.configuration_qualityfm import PRESETS
+from .task_data import build_task_table, checkpoint_task, collate, extract_features, get_task
 from .tasks.metrics import MetricWarning, auroc
 
 MODEL_INPUTS = ("input_values", "attention_mask", "channel_mask")
@@ -57,7 +50,7 @@ def embed_windows(encoder, features: list[dict], batch_size: int = 32, device: s
     Args:
         encoder (`QualityFMModel`): run in eval mode under `torch.no_grad()`; its training mode is restored after.
         features (`list[dict]`): rows with `input_values` `(2, T)`, `attention_mask` `(T,)`, `channel_mask` `(2,)`.
-        batch_size, device: batches of `finetuning.collate` (right-padded; the pooling ignores the padding).
+        batch_size, device: batches of `task_data.collate` (right-padded; the pooling ignores the padding).
         progress: show a tqdm bar over batches (stderr).
 
     Returns:

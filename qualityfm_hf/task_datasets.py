@@ -16,7 +16,7 @@ holds the provenance: `description` is the JSON of `tasks.common.dataset_metadat
 record's split, options, records skipped and why), `homepage` the data folder.
 
 `add_model_inputs` runs the feature extractor through `Dataset.map` (`num_proc` workers; datasets caches the
-result for datasets loaded from disk), the same per-window step fine-tuning uses (`finetuning.extract_row`).
+result for datasets loaded from disk), the same per-window step fine-tuning uses (`task_data.extract_row`).
 """
 
 from __future__ import annotations

@@ -38,6 +38,19 @@ def tiny_config(**overrides):
     return QualityFMConfig(**values)
 
 
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    """A tiny random encoder saved to a folder, for fine-tuning tests (seed 0)."""
+    import torch
+
+    from qualityfm_hf import QualityFMModel
+
+    path = tmp_path_factory.mktemp("backbone")
+    torch.manual_seed(0)
+    QualityFMModel(tiny_config()).save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

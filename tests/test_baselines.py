@@ -26,7 +26,7 @@ from qualityfm_hf.baselines import (
     make_baseline,
     vt_features,
 )
-from qualityfm_hf.finetuning import build_task_table
+from qualityfm_hf.task_data import build_task_table
 
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 AF_2017 = FIXTURES / "physionet2017_af"  # REFERENCE.csv: A00009/A00015/A00067 AF, A00002/A00006/A00011 normal

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, tiny_config
+from conftest import FIXTURES
 
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.cli.main import main
@@ -105,14 +105,6 @@ def test_regression_summary_scales_mase_by_the_training_folds():
     assert summary["over_folds"]["sbp_mae"]["n"] == 5
 
 
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
-    path = tmp_path_factory.mktemp("backbone")
-    torch.manual_seed(0)
-    QualityFMModel(tiny_config()).save_pretrained(path)
-    return path
-
-
 def test_finetune_cv_reports_model_and_baselines_on_the_same_folds_then_saves_the_final_model(backbone, tmp_path,
                                                                                               capsys):
     with warnings.catch_warnings():
@@ -188,7 +180,7 @@ def test_recipe_options_are_saved_with_the_model_and_used_by_evaluate(backbone, 
 
 
 def test_test_time_crops_cover_the_window_and_average():
-    from qualityfm_hf.evaluation import crop_starts, window_crops
+    from qualityfm_hf.task_data import crop_starts, window_crops
 
     assert crop_starts(3000, 1500, 750) == [0, 750, 1500]
     assert crop_starts(3100, 1500, 750) == [0, 750, 1500, 1600]  # the last crop ends flush with the window
@@ -201,13 +193,8 @@ def test_test_time_crops_cover_the_window_and_average():
 
 
 def test_lp_ft_trains_the_head_on_the_frozen_encoder_first_then_everything(backbone, tmp_path):
-    from qualityfm_hf.finetuning import (
-        build_task_table,
-        extract_features,
-        load_feature_extractor,
-        train_head,
-        training_arguments,
-    )
+    from qualityfm_hf.finetuning import load_feature_extractor, train_head, training_arguments
+    from qualityfm_hf.task_data import build_task_table, extract_features
 
     features, _ = extract_features(build_task_table("af", AF_2017), load_feature_extractor(str(backbone)))
     args = training_arguments(tmp_path, max_steps=2, per_device_train_batch_size=4, disable_tqdm=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES, REPO_ROOT, tiny_config
+from conftest import FIXTURES, REPO_ROOT
 from hub_fixtures import fake_hub, fake_hub_endpoint, hub_env, run_hub_python  # noqa: F401
 from huggingface_hub import ModelCard
 
@@ -22,14 +22,6 @@ AF_2017 = FIXTURES / "physionet2017_af"
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 FAST = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--n-bootstrap", "20",
         "--logging_steps", "1"]
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
-    path = tmp_path_factory.mktemp("backbone")
-    torch.manual_seed(0)
-    QualityFMModel(tiny_config()).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from conftest import REPO_ROOT, tiny_config
 
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.cli.main import main
-from qualityfm_hf.finetuning import build_task_table, collate, extract_features, load_feature_extractor
+from qualityfm_hf.finetuning import load_feature_extractor
 from qualityfm_hf.probing import (
     embed_task,
     embedding_matrix,
@@ -30,6 +30,7 @@ from qualityfm_hf.probing import (
     record_folds,
     write_embeddings,
 )
+from qualityfm_hf.task_data import build_task_table, collate, extract_features
 
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 

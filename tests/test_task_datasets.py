@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES, REPO_ROOT
 
 import qualityfm_hf
-from qualityfm_hf.finetuning import build_task_table, extract_features
+from qualityfm_hf.task_data import build_task_table, extract_features
 from qualityfm_hf.task_datasets import load_task_feature_extractor
 
 AF_2017 = FIXTURES / "physionet2017_af"

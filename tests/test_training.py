@@ -246,8 +246,10 @@ def test_pretrain_rejects_items_of_the_wrong_shape(tmp_path):
 # ---- command line ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("recipe", ["paper", "default"])
-def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys, recipe):
+@pytest.fixture
+def small_cli(tmp_path, monkeypatch):
+    """`qualityfm pretrain` with the small config as its "base" preset and real v100s pairs behind any --pairs
+    folder (`tmp_path / "pairs"`, created empty); returns the CLI's `main` module."""
     from qualityfm_hf.cli import main as cli_main
     from qualityfm_hf.cli import pretrain as cli_pretrain
     from qualityfm_hf.modeling import configuration_qualityfm
@@ -257,6 +259,12 @@ def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys, reci
     monkeypatch.setitem(configuration_qualityfm.PRESETS, "base", small)
     monkeypatch.setattr(cli_pretrain, "load_pairs_dataset", lambda directory: RealPairs())
     (tmp_path / "pairs").mkdir()
+    return cli_main
+
+
+@pytest.mark.parametrize("recipe", ["paper", "default"])
+def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, small_cli, capsys, recipe):
+    cli_main = small_cli
     code = cli_main.main([
         "pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path / "run"), "--json",
         "--max_steps", "2", "--per_device_train_batch_size", "2", "--logging_steps", "1", "--use_cpu",
@@ -285,16 +293,8 @@ def test_cli_pretrain_runs_on_a_pairs_folder(tmp_path, monkeypatch, capsys, reci
     assert wrapper["num_prototypes"] == 64  # --set on top of the recipe
 
 
-def test_cli_pretrain_shorter_than_logging_steps_is_a_normal_run(tmp_path, monkeypatch, capsys):
-    from qualityfm_hf.cli import main as cli_main
-    from qualityfm_hf.cli import pretrain as cli_pretrain
-    from qualityfm_hf.modeling import configuration_qualityfm
-
-    small = {k: v for k, v in small_config().to_diff_dict().items() if k in ("num_hidden_layers", "intermediate_size",
-                                                                                "conv_dim", "conv_kernel")}
-    monkeypatch.setitem(configuration_qualityfm.PRESETS, "base", small)
-    monkeypatch.setattr(cli_pretrain, "load_pairs_dataset", lambda directory: RealPairs())
-    (tmp_path / "pairs").mkdir()
+def test_cli_pretrain_shorter_than_logging_steps_is_a_normal_run(tmp_path, small_cli, capsys):
+    cli_main = small_cli
     with pytest.warns(UserWarning, match="no training loss was logged"):
         code = cli_main.main([
             "pretrain", "--pairs", str(tmp_path / "pairs"), "--output", str(tmp_path / "run"), "--json",
@@ -321,18 +321,10 @@ def test_cli_pretrain_errors_are_one_line(tmp_path, capsys):
     assert "QualityFMConfig has no field 'no_such_field'" in capsys.readouterr().err
 
 
-def test_cli_resume_skips_a_half_written_checkpoint_and_names_it(tmp_path, monkeypatch, capsys, caplog):
+def test_cli_resume_skips_a_half_written_checkpoint_and_names_it(tmp_path, small_cli, capsys, caplog):
     # Issue 10 items 8 and 13: a checkpoint half-written when a run was killed (0-byte optimizer.pt, no
     # trainer_state.json) gave a traceback on resume, and the README's checkpoint-1000 did not exist.
-    from qualityfm_hf.cli import main as cli_main
-    from qualityfm_hf.cli import pretrain as cli_pretrain
-    from qualityfm_hf.modeling import configuration_qualityfm
-
-    small = {k: v for k, v in small_config().to_diff_dict().items() if k in ("num_hidden_layers", "intermediate_size",
-                                                                                "conv_dim", "conv_kernel")}
-    monkeypatch.setitem(configuration_qualityfm.PRESETS, "base", small)
-    monkeypatch.setattr(cli_pretrain, "load_pairs_dataset", lambda directory: RealPairs())
-    (tmp_path / "pairs").mkdir()
+    cli_main = small_cli
     run = tmp_path / "run"
 
     def pretrain_cli(*extra):
