@@ -255,7 +255,6 @@ class PairCollator:
                 batch.setdefault(SCORE_KEY, []).append(scores)
         return {key: torch.from_numpy(np.stack(values)) for key, values in batch.items()}
 
-
     def _rhythm(self, window: np.ndarray, channel_mask: np.ndarray | None) -> np.ndarray:
         # A deterministic function of the window: computed once per window (about 3 ms), then cached.
         key = _fingerprint([window])

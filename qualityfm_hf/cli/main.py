@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qualityfm {args.command}: error: {err}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `qualityfm ... | head`: the reader left; nothing to report
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stderr at exit; keep that quiet too
+        # Python flushes stdout at exit, which would fail again on the closed pipe (the recipe of the signal docs).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured)
+            pass
         return 0
     except KeyboardInterrupt:
         if debug:
