@@ -291,9 +291,9 @@ def write_report(output_dir: Path, summary: dict, table: str) -> Path:
         "",
     ]
     checks = summary.get("checks") or []
-    lines[2:2] = ["", "**Checks.** " + (" ".join(checks) if checks else
-                                         "No collapse signalled by the monitors, the spectral decoder's prediction is "
-                                         "not flat, and no fine-tuned model scores every record alike.")]
+    lines[2:2] = ["**Checks.** " + (" ".join(checks) if checks else
+                                     "No collapse signalled by the monitors, the spectral decoder's prediction is not "
+                                     "flat, and no fine-tuned model scores every record alike."), ""]
     path = output_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -7,7 +7,7 @@ import argparse
 from .errors import QualityFMCLIError
 
 EXAMPLES = """examples:
-  qualityfm quickstart                                  # the 12 bundled PhysioNet 2015 records, ~5 min on 2 cores
+  qualityfm quickstart                                  # the 12 bundled PhysioNet 2015 records, 45 s on 2 cores
   qualityfm quickstart --steps 20 --output /tmp/qs      # a faster smoke run
   qualityfm quickstart --data my_wfdb_records/ --device cuda --steps 2000
 """
