@@ -22,6 +22,7 @@ from .evaluation import evaluate_features, predict_features, write_model_card
 from .finetuning import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
     check_classes,
+    is_main_process,
     load_feature_extractor,
     task_recipe,
     train_head,
@@ -60,7 +61,8 @@ def model_method(task: str, model: str, training_args, *, pooling=None, freeze_b
                 if chosen["tp"] + chosen["fn"] and chosen["tn"] + chosen["fp"]:
                     info["threshold"] = chosen["threshold"]
         finally:
-            shutil.rmtree(output_dir, ignore_errors=True)
+            if is_main_process(training_args):  # the fold's scratch folder is shared by every rank
+                shutil.rmtree(output_dir, ignore_errors=True)
         return scores, info
 
     return fit_predict
@@ -158,8 +160,10 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
                        "per_device_train_batch_size", "weight_decay", "metric_for_best_model", "seed")}},
         "n_bootstrap": n_bootstrap,
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "cv_predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
+    main = is_main_process(training_args)  # under torchrun / accelerate launch only rank 0 writes
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "cv_predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
     if final:
         say(f"final model on all {len(records)} records")
         inner_train, validation = crossval.inner_split(task, features, seed=seed)
@@ -175,12 +179,14 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
             metrics["decision_threshold"] = net.config.decision_threshold
             # What that threshold gives on the OOF predictions it was chosen on: optimistic by construction.
             metrics["oof_at_threshold"] = classification_metrics(labels, probs, net.config.decision_threshold)
-        net.save_pretrained(output_dir)
-        feature_extractor.save_pretrained(output_dir)
-        write_model_card(output_dir, task, metrics, net.config)
-        if not keep_checkpoints:
-            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        if main:
+            net.save_pretrained(output_dir)
+            feature_extractor.save_pretrained(output_dir)
+            write_model_card(output_dir, task, metrics, net.config)
+            if not keep_checkpoints:
+                shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    if main:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
 
 

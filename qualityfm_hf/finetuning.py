@@ -350,6 +350,8 @@ def finetune(
         "dataset_options": dataset_options or {},
         "n_bootstrap": n_bootstrap,
     }
+    if not is_main_process(training_args):  # under torchrun / accelerate launch every rank gets here
+        return metrics
     output_dir.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
@@ -361,8 +363,14 @@ def finetune(
     return metrics
 
 
+def is_main_process(training_args) -> bool:
+    """True on the process that writes outputs: rank 0 of a distributed run, or the only process."""
+    return getattr(training_args, "process_index", 0) == 0
+
+
 __all__ = [
     "DEFAULT_EARLY_STOPPING_PATIENCE",
+    "is_main_process",
     "DEFAULT_TRAINING_ARGS",
     "TASK_RECIPES",
     "WindowDataset",

@@ -216,3 +216,26 @@ def test_progress_bars_show_on_long_loops_and_no_progress_hides_them_all(af_mode
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     assert main(["predict", "--model", str(af_model), "--json", "--no-progress", *records]) == 0
     assert "predict:" not in capsys.readouterr().err and not progress.progress_enabled()
+
+
+def test_only_the_main_process_writes_the_fine_tuned_outputs(backbone, tmp_path, monkeypatch):
+    # Issue 11: under torchrun / accelerate launch every rank ran the writes after training. A rank other than 0
+    # (TrainingArguments.process_index) must return the metrics and write nothing.
+    from transformers import TrainingArguments
+
+    from qualityfm_hf.finetune_cv import finetune_cv
+    from qualityfm_hf.finetuning import finetune, training_arguments
+
+    monkeypatch.setattr(TrainingArguments, "process_index", property(lambda self: 1))
+    fast = dict(max_steps=2, per_device_train_batch_size=4, disable_tqdm=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        held_out = finetune("af", AF_2017, str(backbone), tmp_path / "hold-out",
+                            training_arguments(tmp_path / "hold-out" / "checkpoints", **fast), n_bootstrap=10)
+        crossed = finetune_cv("af", AF_2017, str(backbone), tmp_path / "cv",
+                              training_arguments(tmp_path / "cv" / "checkpoints", **fast), cv=2, n_bootstrap=10,
+                              baselines=False, quiet=True)
+    assert "test" in held_out and "cross_validation" in crossed
+    for folder in ("hold-out", "cv"):
+        written = {p.name for p in (tmp_path / folder).iterdir()} if (tmp_path / folder).exists() else set()
+        assert not written & {"metrics.json", "model.safetensors", "README.md", "cv_predictions.json"}, written
