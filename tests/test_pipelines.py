@@ -118,3 +118,13 @@ def test_bad_inputs_say_what_was_expected(af_head, inputs, message):
     classify = pipeline("waveform-classification", model=str(af_head), device="cpu")
     with pytest.raises(ValueError, match=message):
         classify(inputs)
+
+
+def test_bf16_pipeline_gives_the_fp32_scores_within_bf16_precision(af_head):
+    fp32 = pipeline("waveform-classification", model=str(af_head), device="cpu")
+    bf16 = pipeline("waveform-classification", model=str(af_head), device="cpu", dtype=torch.bfloat16)
+    assert bf16.model.dtype == torch.bfloat16
+    record = str(AF_2017 / "A00009")
+    full, half = fp32(record), bf16(record)
+    assert [r["label"] for r in half] == [r["label"] for r in full] or abs(full[0]["score"] - 0.5) < 0.02
+    np.testing.assert_allclose(sorted(r["score"] for r in half), sorted(r["score"] for r in full), atol=0.02)
