@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-TARGET_RATE = 300  # Hz, the rate the scores (and QualityFM) are defined at
+from .segmenting import SAMPLING_RATE
+
+TARGET_RATE = SAMPLING_RATE  # 300 Hz, the rate the scores (and QualityFM) are defined at
 
 
 def _to_target_rate(signal, rate: float):

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .io import Recording, find_channel
+from .modeling.configuration_qualityfm import QualityFMConfig
 from .modeling.feature_extraction_qualityfm import resample_channel as _resample_channel
 from .quality import score_windows
 
-CHANNELS = ("PPG", "ECG_II")  # model order, paper notes §1.1
-WINDOW_SECONDS = 30.0
-SAMPLING_RATE = 300
+# The model's input contract, from its config: one owner for the channel order, the window and the rate.
+CHANNELS = tuple(QualityFMConfig.channel_names)  # ("PPG", "ECG_II"), paper notes §1.1
+WINDOW_SECONDS = float(QualityFMConfig.segment_seconds)  # 30 s
+SAMPLING_RATE = int(QualityFMConfig.sampling_rate)  # 300 Hz
 MAX_NAN_FRACTION = 0.2
 # Reject reasons, in the order they are checked; a window counts once, under the first that applies.
 REJECT_REASONS = ("ppg_nan", "ecg_nan", "ppg_flat", "ecg_flat")
