@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import crossval
-from .evaluation import evaluate_features, predict_features, write_model_card
+from .cards import write_model_card
+from .evaluation import evaluate_features, predict_features
 from .finetuning import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
     check_classes,

@@ -42,7 +42,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, enable_full_determinism, set_seed
 from transformers.utils import logging
 
-from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+from .modeling.configuration_qualityfm import QualityFMConfig
 from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
 from .monitors import collapse_monitors, collapse_warnings
 
@@ -686,66 +686,10 @@ def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path, *
         channel_names=tuple(config.channel_names),
         segment_seconds=config.segment_seconds,
     ).save_pretrained(directory)
+    from .cards import write_encoder_card
+
     write_encoder_card(directory, config, sum(p.numel() for p in encoder.parameters()), card or {})
     return directory
-
-
-def objective_description(config: QualityFMConfig) -> str:
-    """What a pretraining config optimises, in words, from its loss weights."""
-    terms = []
-    if config.distillation_loss_weight:
-        terms.append(f"the student matches an EMA teacher that sees the better window ({config.distillation_target} "
-                     f"distillation, weight {config.distillation_loss_weight:g})")
-    if config.band_power_loss_weight:
-        terms.append(f"predicts the better window's log band powers from its pooled embedding (weight "
-                     f"{config.band_power_loss_weight:g})")
-    if config.amplitude_loss_weight:
-        terms.append(f"reconstructs the better window's {config.spectral_target.replace('_', '-')} spectrum "
-                     f"(weight {config.amplitude_loss_weight:g})")
-    if config.quality_loss_weight:
-        terms.append(f"predicts the signal-quality score of each channel it sees (weight {config.quality_loss_weight:g})")
-    if config.rhythm_loss_weight:
-        terms.append(f"predicts RR-interval statistics of its ECG (weight {config.rhythm_loss_weight:g})")
-    if config.koleo_loss_weight:
-        terms.append(f"a KoLeo term spreads the embeddings (weight {config.koleo_loss_weight:g})")
-    return "the student encoder sees the worse window and " + "; ".join(terms) if terms else "no loss terms"
-
-
-def write_encoder_card(directory: str | Path, config: QualityFMConfig, num_parameters: int, fields: Mapping) -> Path:
-    """`README.md` of an exported encoder from `model_cards/pretrained_template.md`."""
-    from .tasks.model_card import render_model_card
-
-    preset = next((name for name, values in PRESETS.items()
-                   if all(getattr(config, k) == v for k, v in values.items())), "custom")
-    values = {
-        "license": "apache-2.0",
-        "datasets": ["physionet/challenge-2015"],
-        "model_name": f"QualityFM-{preset.capitalize()} encoder",
-        "preset": preset,
-        "num_parameters": f"{num_parameters / 1e6:.2f} M",
-        "objective_description": objective_description(config),
-        "num_hidden_layers": config.num_hidden_layers,
-        "hidden_size": config.hidden_size,
-        "window_size": config.window_size,
-        "pooling": config.pooling,
-        "token_seconds": f"{config.segment_seconds / config.segment_tokens:.2f}",
-        "dataset_description": "the quality pairs given to `qualityfm pretrain` (see the run's command).",
-        "data_license": "that of the pretraining records.",
-        "normalisation": "joint min-max to [-1, 1] over the present channels of each window (the feature "
-                         "extractor applies it).",
-        "training_description": "See the `config.json` of the run for every recipe setting.",
-        "limitations": "Pretrained on the records named above only; its embedding has not been evaluated on "
-                       "other monitors or populations.",
-        "repo_id": "ORG/NAME",
-        "revision": "main",
-        "citation": "Guo Z, Chen T, Ferrario M. QualityFM: a Multimodal Physiological Signal Foundation Model "
-                    "with Self-Distillation for Signal Quality Challenges in Critically Ill Patients. "
-                    "arXiv:2509.06516, 2025.",
-    }
-    values.update(fields)
-    path = Path(directory) / "README.md"
-    path.write_text(render_model_card("pretrained", values), encoding="utf-8")
-    return path
 
 
 def loss_weights(config: QualityFMConfig) -> dict[str, float]:
