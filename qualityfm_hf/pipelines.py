@@ -4,8 +4,8 @@
     import qualityfm_hf
 
     classify = pipeline("waveform-classification", model="runs/af")
-    classify({"ECG_II": ecg, "sampling_rate": 300})          # [{"label": "AF", "score": 0.91}, {"label": ...}]
-    classify("data/A00001")                                  # a WFDB record: the windows `qualityfm predict` uses
+    classify({"ECG_II": ecg, "sampling_rate": 300})          # [{"label": ..., "score": ...}, ...], best first
+    classify("data/A00002")                                  # a WFDB record: the windows `qualityfm predict` uses
     embed = pipeline("waveform-feature-extraction", model=qualityfm_hf.pretrained_path("base"))
     embed({"PPG": ppg, "ECG_II": ecg, "sampling_rate": 125})  # {"embedding": (512,) float32 array, ...}
 
