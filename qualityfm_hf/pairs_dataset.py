@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .pairs_format import check_sha256, read_manifest
+from .pairs_format import read_manifest, shard_file_problem
 
 PROVENANCE = ("teacher_window_id", "student_window_id", "record", "teacher_start_seconds", "student_start_seconds",
               "teacher_quality", "student_quality", "teacher_class", "student_class")
@@ -42,15 +42,10 @@ def _shards(directory: str | os.PathLike) -> tuple[Path, dict, list[dict]]:
             stacklevel=3,
         )
     for shard in shards:
-        for key in ("windows", "pairs"):
-            path = directory / shard[key]["file"]
-            if not path.is_file() or path.stat().st_size != shard[key]["bytes"]:
-                found = f"{path.stat().st_size} bytes" if path.is_file() else "no file"
-                raise ValueError(
-                    f"shard file {path} is damaged: the manifest recorded {shard[key]['bytes']} bytes, found {found}. "
-                    "Rerun `qualityfm build-pairs` with the same --input and --output: it rebuilds only this shard."
-                )
-            check_sha256(path, shard[key].get("sha256"))
+        problem = shard_file_problem(directory, shard)
+        if problem:
+            raise ValueError(f"shard file {problem}. Rerun `qualityfm build-pairs` with the same --input and "
+                             "--output: it rebuilds only this shard.")
     return directory, manifest, shards
 
 

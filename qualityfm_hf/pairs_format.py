@@ -41,16 +41,13 @@ def _write_json_atomic(data: dict, path: Path) -> None:
 
 
 def shard_file_problem(directory: Path, entry: dict) -> str | None:
-    """Why the shard files of manifest entry `entry` cannot be trusted, or None. Checks size and sha256."""
+    """Why the shard files of manifest entry `entry` cannot be trusted (`"<file> is damaged: <why>"`), or None.
+    Checks existence, size and sha256 (`file_problem`); the builder and the loaders call it alike."""
     for key in ("windows", "pairs"):
-        info = entry[key]
-        path = directory / info["file"]
-        if not path.is_file():
-            return f"{path} is missing"
-        if path.stat().st_size != info["bytes"]:
-            return f"{path} has {path.stat().st_size} bytes, the manifest recorded {info['bytes']}"
-        if _sha256(path) != info["sha256"]:
-            return f"{path} does not match the sha256 in the manifest (damaged or changed)"
+        path = Path(directory) / entry[key]["file"]
+        problem = file_problem(path, entry[key])
+        if problem:
+            return f"{path} is damaged: {problem}"
     return None
 
 
@@ -92,18 +89,21 @@ def read_manifest(directory: str | os.PathLike) -> dict:
 _VERIFIED: set[tuple[str, int, int]] = set()
 
 
-def check_sha256(path: Path, expected: str | None) -> None:
-    """Bytes flipped in place keep a shard's size; only its digest shows the change."""
+def file_problem(path: Path, info: dict) -> str | None:
+    """Why one shard file does not match its manifest entry `info` (`bytes`, `sha256`), or None. Bytes flipped in
+    place keep a file's size; only its digest shows the change."""
+    if not path.is_file():
+        return "it is missing"
     stat = path.stat()
+    if stat.st_size != info["bytes"]:
+        return f"the manifest recorded {info['bytes']} bytes, found {stat.st_size}"
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if expected is None or key in _VERIFIED:
-        return
-    if _sha256(path) != expected:
-        raise ValueError(
-            f"shard file {path} is damaged: its sha256 does not match the manifest (same size, changed bytes). "
-            "Rerun `qualityfm build-pairs` with the same --input and --output: it rebuilds only this shard."
-        )
+    if info.get("sha256") is None or key in _VERIFIED:
+        return None
+    if _sha256(path) != info["sha256"]:
+        return "its sha256 does not match the manifest (same size, changed bytes)"
     _VERIFIED.add(key)
+    return None
 
 
 def window_tables(directory: str | os.PathLike, columns: list[str] | None = None):
@@ -114,9 +114,12 @@ def window_tables(directory: str | os.PathLike, columns: list[str] | None = None
     directory = Path(directory)
     for shard in read_manifest(directory)["shards"]:
         path = directory / shard["windows"]["file"]
-        check_sha256(path, shard["windows"].get("sha256"))
+        problem = file_problem(path, shard["windows"])
+        if problem:
+            raise ValueError(f"shard file {path} is damaged: {problem}. Rerun `qualityfm build-pairs` with the same "
+                             "--input and --output: it rebuilds only this shard.")
         yield pq.read_table(path, columns=columns)
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MANIFEST", "check_sha256", "read_manifest", "shard_file_problem",
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MANIFEST", "file_problem", "read_manifest", "shard_file_problem",
            "window_tables"]
