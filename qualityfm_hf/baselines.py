@@ -623,9 +623,9 @@ def feature_matrix(task: str, rows: Iterable[Mapping], *, progress: bool = False
     _check_task(task)
     function, width = TASK_FEATURES[task], len(FEATURE_NAMES[task])
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
-        rows = tqdm(rows, desc=f"{task} features", total=len(rows) if hasattr(rows, "__len__") else None)
+        rows = progress_bar(rows, desc=f"{task} features", leave=True)
     features = [function(row["signals"], row["channel_mask"], row["sampling_rate"]) for row in rows]
     return np.asarray(features, dtype=np.float64).reshape(len(features), width)
 

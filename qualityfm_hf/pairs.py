@@ -297,7 +297,7 @@ def build_pairs(
     Returns:
         `dict`: The manifest as written to `output_dir/manifest.json`.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     root, out = Path(input_dir), Path(output_dir)
     paths = find_records(root)
@@ -346,8 +346,8 @@ def build_pairs(
     worker_config = {k: config[k] for k in ("window_seconds", "sampling_rate", "max_nan_fraction")}
     tasks = {i: (paths[i], names[i], before_alarm, worker_config) for _, idx in todo for i in idx}
     workers = (len(os.sched_getaffinity(0)) if num_workers is None else int(num_workers))
-    bar = tqdm(total=limit, initial=sum(len(e["records"]) for e in done.values() if e["index"] < len(plan)),
-               desc="records", unit="rec", disable=not progress)
+    bar = progress_bar(total=limit, initial=sum(len(e["records"]) for e in done.values() if e["index"] < len(plan)),
+                       desc="records", unit="rec", leave=True, disable=not progress)
     pool = None
     if workers > 1 and tasks:
         import neurokit2  # noqa: F401  imported once here, so forked workers do not each pay ~5 s for it

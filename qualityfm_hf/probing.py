@@ -57,15 +57,16 @@ def embed_windows(encoder, features: list[dict], batch_size: int = 32, device: s
         `np.ndarray` of shape `(len(features), hidden_size)`, float32: `pooler_output` per window.
     """
     import torch
-    from tqdm.auto import tqdm
+
+    from .progress import progress_bar
 
     out = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
     was_training = encoder.training
     encoder.to(device).eval()
     try:
         with torch.no_grad():
-            for start in tqdm(range(0, len(features), batch_size), desc="embedding", unit="batch",
-                              disable=not progress):
+            for start in progress_bar(range(0, len(features), batch_size), desc="embedding", unit="batch",
+                                      leave=True, disable=not progress):
                 chunk = features[start:start + batch_size]
                 batch = collate([{k: f[k] for k in MODEL_INPUTS} for f in chunk])
                 batch = {k: v.to(device) for k, v in batch.items()}

@@ -32,13 +32,15 @@ def disable_progress_bars() -> None:
         pass
 
 
-def progress_bar(iterable=None, *, desc: str, total: int | None = None, unit: str = "it", leave: bool = False):
-    """A tqdm bar (stderr) over `iterable`, or a disabled one when bars are off."""
+def progress_bar(iterable=None, *, desc: str, total: int | None = None, unit: str = "it", leave: bool = False,
+                 initial: int = 0, disable: bool = False):
+    """A tqdm bar (stderr) over `iterable`; disabled when the caller asks (`disable`) or bars are off globally."""
     from tqdm.auto import tqdm
 
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=not progress_enabled())
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, initial=initial,
+                disable=disable or not progress_enabled())
 
 
 __all__ = ["disable_progress_bars", "progress_bar", "progress_enabled"]
