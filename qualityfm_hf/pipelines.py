@@ -91,12 +91,10 @@ class _WaveformPipeline(ChunkPipeline):
     default_window_seconds = 30.0
 
     def _task_module(self):
-        from .task_data import HEAD_TO_TASK, get_task
+        from .task_data import config_task, get_task
 
-        for name in self.model.config.architectures or []:
-            if name in HEAD_TO_TASK:
-                return get_task(HEAD_TO_TASK[name])
-        return None
+        task = config_task(self.model.config)
+        return None if task is None else get_task(task)
 
     def _rows(self, inputs, window_seconds: float | None) -> list[dict]:
         module = self._task_module()

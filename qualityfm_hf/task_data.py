@@ -55,11 +55,12 @@ def build_task_table(task: str, data_dir: str | Path, **options):
 
 def checkpoint_task(model_dir: str | Path) -> str | None:
     """Task of a saved checkpoint from `config.json`'s `architectures`, None for a bare backbone."""
-    config = QualityFMConfig.from_pretrained(str(model_dir))
-    for name in config.architectures or []:
-        if name in HEAD_TO_TASK:
-            return HEAD_TO_TASK[name]
-    return None
+    return config_task(QualityFMConfig.from_pretrained(str(model_dir)))
+
+
+def config_task(config) -> str | None:
+    """Task of the head a config's `architectures` names, None for a bare backbone."""
+    return next((HEAD_TO_TASK[name] for name in config.architectures or [] if name in HEAD_TO_TASK), None)
 
 
 def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_rate: float) -> tuple[dict | None, str]:
@@ -178,6 +179,7 @@ __all__ = [
     "build_task_table",
     "checkpoint_task",
     "collate",
+    "config_task",
     "crop_inputs",
     "crop_starts",
     "extract_features",

@@ -110,11 +110,11 @@ def add_model_inputs(data, feature_extractor, num_proc: int | None = None):
 
 
 def load_task_feature_extractor(task: str, **options):
-    """The feature extractor fine-tuning uses for `task` (`finetuning.TASK_RECIPES`), with `options` on top."""
-    from .finetuning import TASK_RECIPES
+    """The feature extractor fine-tuning uses for `task` (`finetuning.task_recipe`), with `options` on top."""
+    from .finetuning import task_recipe
     from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 
-    return QualityFMFeatureExtractor(**{**TASK_RECIPES[task]["feature_extractor"], **options})
+    return QualityFMFeatureExtractor(**task_recipe(task, feature_extractor=options)["feature_extractor"])
 
 
 __all__ = ["add_model_inputs", "build_task_dataset", "load_task_feature_extractor", "task_features"]
