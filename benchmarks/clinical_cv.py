@@ -30,6 +30,8 @@ VARIANTS = {
     "cli-default-plain": ({}, dict(crop_seconds=0.0, feature_extractor_options=dict(bandpass=False,
                                                                                   normalization="minmax_joint"))),
     "cli-default-lpft5": ({}, dict(probe_epochs=5.0)),
+    # AF: the default recipe without the rhythm statistics in the head (the AF recipe before 2026-12-02).
+    "cli-default-norhythm": ({}, dict(feature_extractor_options=dict(rhythm_features=False))),
     "cli-default-max": ({}, dict(pooling="max")),
     # The training schedule before issue 9 (5 epochs at one lr, early stopping on the validation loss). Its crop and
     # preprocessing are the task's recipe (TASK_RECIPES), except in the seed-1000 runs, which predate the recipes.

@@ -12,6 +12,8 @@ Head options are `QualityFMConfig` fields, validated there and stored in a fine-
 - `regression_loss` (`str`, defaults to "mse"): "mse" or "smooth_l1" for ABP.
 - `label_mean` / `label_std` (`list[float]`, defaults to 0 / 1): ABP label scaling, mmHg. The linear layer predicts
   `(y - mean) / std`; the returned logits are back in mmHg and the loss is computed in normalised units.
+- `classifier_rhythm_features` (`int`, defaults to 0): when > 0 the linear layer reads the pooled embedding and that
+  many ECG rhythm statistics (`rhythm_features`, from the feature extractor), concatenated in that order.
 
 This file ships as Hub remote code: torch, transformers and siblings only.
 """
@@ -28,7 +30,8 @@ from .modeling_qualityfm import QualityFMModel, QualityFMPreTrainedModel
 
 
 class QualityFMTaskHead(QualityFMPreTrainedModel):
-    """Shared body of the task heads: encoder -> pooled tokens -> dropout -> Linear(hidden_size, num_outputs)."""
+    """Shared body of the task heads: encoder -> pooled tokens -> dropout -> Linear(hidden_size, num_outputs), with
+    `config.classifier_rhythm_features` rhythm statistics appended to the pooled tokens when it is > 0."""
 
     # Losses are per-batch means; the Trainer must scale them for gradient accumulation itself.
     accepts_loss_kwargs = False
@@ -38,7 +41,8 @@ class QualityFMTaskHead(QualityFMPreTrainedModel):
         self.num_outputs = num_outputs
         self.qualityfm = QualityFMModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, num_outputs)
+        self.num_rhythm_inputs = int(getattr(config, "classifier_rhythm_features", 0) or 0)
+        self.classifier = nn.Linear(config.hidden_size + self.num_rhythm_inputs, num_outputs)
         self.backbone_frozen = False
         self.post_init()
 
@@ -55,7 +59,8 @@ class QualityFMTaskHead(QualityFMPreTrainedModel):
             self.qualityfm.eval()
         return self
 
-    def head_outputs(self, input_values, attention_mask, channel_mask, output_hidden_states, output_attentions):
+    def head_outputs(self, input_values, attention_mask, channel_mask, output_hidden_states, output_attentions,
+                     rhythm_features=None):
         encoded = self.qualityfm(
             input_values,
             attention_mask=attention_mask,
@@ -64,7 +69,18 @@ class QualityFMTaskHead(QualityFMPreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        return self.classifier(self.dropout(encoded.pooler_output)), encoded  # (B, num_outputs)
+        pooled = self.dropout(encoded.pooler_output)
+        if self.num_rhythm_inputs:
+            expected = (pooled.shape[0], self.num_rhythm_inputs)
+            if rhythm_features is None or tuple(rhythm_features.shape) != expected:
+                found = None if rhythm_features is None else tuple(rhythm_features.shape)
+                raise ValueError(
+                    f"this head reads {self.num_rhythm_inputs} rhythm statistics per window (config."
+                    f"classifier_rhythm_features), so it needs rhythm_features of shape {expected}; got {found}. Use "
+                    "the feature extractor saved with the model (it has rhythm_features=True)."
+                )
+            pooled = torch.cat([pooled, rhythm_features.to(pooled.dtype)], dim=-1)
+        return self.classifier(pooled), encoded  # (B, num_outputs)
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -78,6 +94,7 @@ class QualityFMTaskHead(QualityFMPreTrainedModel):
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         channel_mask: torch.Tensor | None = None,
+        rhythm_features: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
@@ -90,6 +107,9 @@ class QualityFMTaskHead(QualityFMPreTrainedModel):
                 Hz, from `QualityFMFeatureExtractor`.
             attention_mask (`torch.LongTensor` of shape `(batch, time)`, *optional*): 1 = real sample, 0 = padding.
             channel_mask (`torch.Tensor` of shape `(batch, 2)`, *optional*): 1 = channel present, 0 = missing.
+            rhythm_features (`torch.FloatTensor` of shape `(batch, config.classifier_rhythm_features)`, *optional*):
+                standardised ECG rhythm statistics of each window; required when `config.classifier_rhythm_features`
+                is > 0, ignored otherwise.
             labels (`torch.Tensor`, *optional*): see the head's class docstring for shape and meaning.
 
         Returns:
@@ -98,7 +118,7 @@ class QualityFMTaskHead(QualityFMPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         raw, encoded = self.head_outputs(
-            input_values, attention_mask, channel_mask, output_hidden_states, output_attentions
+            input_values, attention_mask, channel_mask, output_hidden_states, output_attentions, rhythm_features
         )
         loss = None if labels is None else self.compute_loss(raw, labels)
         output = SequenceClassifierOutput(

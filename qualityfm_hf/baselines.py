@@ -30,16 +30,29 @@ import numpy as np
 import scipy.signal
 import scipy.stats
 
+# The ECG rhythm statistics are the model's own (`modeling/rhythm_qualityfm.py`, which the feature extractor uses
+# with `rhythm_features=True`); the baseline differs only in where its R peaks come from (sleepecg).
+from .modeling.rhythm_qualityfm import (  # noqa: F401  (re-exported: the baseline's helpers live there)
+    BEAT_HALF_WINDOW_S,
+    MAX_MISSING_FRACTION,
+    MIN_BEATS,
+    MIN_QRS_AMPLITUDE_RATIO,
+    RHYTHM_FEATURE_NAMES,
+    RR_RANGE_S,
+    bandpass,
+    beat_correlations,
+    coefficient_of_variation,
+    cosen,
+    ecg_polarity,
+    fill_gaps,
+    keep_full_size_beats,
+    rhythm_statistics,
+    rr_intervals,
+    rr_irregularity,
+)
+
 PPG, ECG = 0, 1  # row of each channel in a task window, as tasks.common.CHANNEL_ORDER = ("PPG", "ECG_II")
 
-# Most NaN a channel may have before its features are NaN: interpolating across half a window invents a
-# signal.
-MAX_MISSING_FRACTION = 0.5
-# Plausible RR / inter-beat intervals (s): 20-300 bpm. Shorter ones are double detections, longer ones gaps.
-RR_RANGE_S = (0.2, 3.0)
-# A true QRS is rarely below 30 % of the typical one in the QRS band; T waves and baseline wiggles are.
-MIN_QRS_AMPLITUDE_RATIO = 0.3
-MIN_BEATS = 4  # below this an RR statistic of a 10-30 s window is meaningless
 # ECG bands (Hz) of the VT features: baseline/T waves, the VT band (broad ventricular complexes and the
 # harmonics of fast VT), narrow-QRS energy, high-frequency QRS content and muscle/electrode noise.
 ECG_BANDS_HZ = ((0.5, 3.0), (3.0, 6.0), (6.0, 12.0), (12.0, 25.0), (25.0, 40.0))
@@ -54,7 +67,6 @@ PPG_PULSATILITY_HALF_WIDTH_HZ = 0.25
 PAT_RANGE_S = (0.12, 0.8)
 PAT_CLUSTER_S = 0.04  # candidate delays within +-40 ms support the same window-wide PAT
 PAT_MATCH_S = 0.1  # a beat's PAT may differ this much from the window's (respiration, beat-to-beat changes)
-BEAT_HALF_WINDOW_S = 0.12  # +-120 ms around an R peak holds a whole QRS, wide ventricular ones included
 # A beat correlating less than this with the window's median beat is "abnormal" (ectopic, ventricular, noise).
 ABNORMAL_BEAT_CORR = 0.8
 
@@ -79,16 +91,7 @@ VT_FEATURE_NAMES = (
     "hr_pr_abs_diff_bpm",
     "hr_pr_log_ratio",
 )
-AF_FEATURE_NAMES = (
-    "hr_mean_bpm",
-    "rr_cv",
-    "rmssd_rel",
-    "pnn50",
-    "median_abs_drr_rel",
-    "rr_outlier_fraction",
-    "rr_cosen",
-    "qrs_template_corr",
-)
+AF_FEATURE_NAMES = RHYTHM_FEATURE_NAMES
 ABP_FEATURE_NAMES = (
     "pat_foot_s",
     "pat_peak_s",
@@ -114,20 +117,6 @@ def channel(signals: np.ndarray, channel_mask: np.ndarray, index: int) -> np.nda
     return np.asarray(signals, dtype=np.float64)[index]
 
 
-def fill_gaps(x: np.ndarray, max_missing: float = MAX_MISSING_FRACTION) -> np.ndarray | None:
-    """`x` with NaN/inf bridged by linear interpolation (edges hold the nearest value), or None when more than
-    `max_missing` of it is missing or the finite part is flat. Filters and detectors cannot take NaN, and a
-    flat signal has no beats (sleepecg raises on it)."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    if x.size < 2 or finite.mean() <= 1.0 - max_missing or np.ptp(x[finite]) == 0:
-        return None
-    if finite.all():
-        return x.copy()
-    t = np.arange(x.size)
-    out = x.copy()
-    out[~finite] = np.interp(t[~finite], t[finite], x[finite])
-    return out
 
 
 def unusable_fraction(x: np.ndarray, sampling_rate: float, segment_seconds: float = 1.0) -> float:
@@ -148,14 +137,6 @@ def unusable_fraction(x: np.ndarray, sampling_rate: float, segment_seconds: floa
     return float(bad.mean())
 
 
-def bandpass(x: np.ndarray, sampling_rate: float, low: float, high: float, order: int = 2) -> np.ndarray:
-    """Zero-phase Butterworth band-pass (Hz); zero phase keeps beat timings (PAT) unbiased. `high` is clipped
-    below Nyquist so 125-Hz records work too."""
-    high = min(high, 0.45 * sampling_rate)
-    if not low < high:  # a rate too low for the band: nothing of it can be measured
-        return np.zeros_like(x)
-    sos = scipy.signal.butter(order, (low, high), btype="bandpass", output="sos", fs=sampling_rate)
-    return scipy.signal.sosfiltfilt(sos, x)
 
 
 def welch_psd(x: np.ndarray, sampling_rate: float,
@@ -204,21 +185,6 @@ def safe_ratio(numerator: float, denominator: float) -> float:
 # =============================================================================
 # Beats
 # =============================================================================
-def ecg_polarity(filtered: np.ndarray, sampling_rate: float) -> int:
-    """+1 when the QRS complexes of the 5-30 Hz band-passed ECG `filtered` point up, -1 when they point down.
-
-    sleepecg picks local maxima of its 5-30 Hz filtered signal; on an inverted lead (handheld devices held the
-    wrong way round, aVR) it would time the beats on a smaller positive lobe. The median over 1-s segments of
-    the largest upward and downward deflection says which way the QRS goes; a median, because one
-    electrode-motion spike must not flip a whole window."""
-    size = max(1, int(sampling_rate))
-    segments = filtered[: filtered.size // size * size].reshape(-1, size)
-    if segments.size == 0:
-        return 1
-    up, down = np.median(segments.max(axis=1)), np.median(-segments.min(axis=1))
-    return -1 if down > 1.2 * up else 1  # 1.2: only flip when clearly negative (biphasic QRS stays as is)
-
-
 def r_peaks(ecg: np.ndarray, sampling_rate: float) -> np.ndarray:
     """R-peak sample indices from `sleepecg.detect_heartbeats` (Pan-Tompkins variant), empty when the ECG is
     unusable (mostly NaN, flat) or the detector rejects it.
@@ -238,19 +204,7 @@ def r_peaks(ecg: np.ndarray, sampling_rate: float) -> np.ndarray:
         peaks = np.asarray(sleepecg.detect_heartbeats(sign * filled, float(sampling_rate)), dtype=np.int64)
     except (ValueError, IndexError):  # "ECG signal is flat" and similar: no beats to report
         return np.array([], dtype=np.int64)
-    if peaks.size < 2:
-        return peaks
-    half = max(1, int(0.04 * sampling_rate))  # +-40 ms covers the QRS around the detected sample
-    amplitude = np.array([np.abs(filtered[max(0, p - half): p + half + 1]).max() for p in peaks])
-    # The 75th percentile is the typical QRS even when up to half the detections are spurious small ones.
-    return peaks[amplitude >= MIN_QRS_AMPLITUDE_RATIO * np.percentile(amplitude, 75)]
-
-
-def rr_intervals(peaks: np.ndarray, sampling_rate: float) -> np.ndarray:
-    """RR intervals (s) between consecutive peaks, dropping implausible ones (`RR_RANGE_S`): those are missed
-    or double detections and NaN gaps, which would dominate every variability statistic."""
-    rr = np.diff(np.asarray(peaks, dtype=np.float64)) / sampling_rate
-    return rr[(rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1])]
+    return keep_full_size_beats(peaks, filtered, sampling_rate)
 
 
 def ppg_beats(ppg: np.ndarray, sampling_rate: float) -> dict[str, np.ndarray] | None:
@@ -302,38 +256,8 @@ def ppg_beats(ppg: np.ndarray, sampling_rate: float) -> dict[str, np.ndarray] | 
     return {"peaks": peaks, "feet": feet, "amplitudes": amplitudes, "widths": widths}
 
 
-def coefficient_of_variation(values: np.ndarray) -> float:
-    """std / mean (dimensionless), NaN with fewer than 3 values or a non-positive mean."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size < 3 or values.mean() <= 0:
-        return np.nan
-    return float(values.std() / values.mean())
 
 
-def beat_correlations(ecg: np.ndarray, peaks: np.ndarray, sampling_rate: float) -> np.ndarray:
-    """Pearson correlation (-1..1) of each beat (+-`BEAT_HALF_WINDOW_S` of 1-40 Hz ECG around its R peak) with
-    the median beat of the window; empty with fewer than `MIN_BEATS` complete beats.
-
-    The median beat is the dominant morphology. Ventricular beats (a VT run) and noise detections correlate
-    poorly with it; AF keeps normal QRS complexes, so its beats correlate well although their timing is
-    random."""
-    filled = fill_gaps(ecg)
-    half = int(round(BEAT_HALF_WINDOW_S * sampling_rate))
-    if filled is None or filled.size <= 2 * half + 1:
-        return np.array([])
-    peaks = np.asarray(peaks)
-    peaks = peaks[(peaks >= half) & (peaks < filled.size - half)]
-    if peaks.size < MIN_BEATS:
-        return np.array([])
-    clean = bandpass(filled, sampling_rate, 1.0, 40.0)
-    beats = np.stack([clean[p - half: p + half + 1] for p in peaks])
-    beats = beats - beats.mean(axis=1, keepdims=True)
-    template = np.median(beats, axis=0)
-    template = template - template.mean()
-    norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
-    with np.errstate(all="ignore"):
-        return np.where(norms > 0, beats @ template / norms, np.nan)
 
 
 # =============================================================================
@@ -443,45 +367,8 @@ def vt_features(signals: np.ndarray, channel_mask: np.ndarray, sampling_rate: fl
 # =============================================================================
 # AF
 # =============================================================================
-def cosen(rr: np.ndarray, tolerance_s: float = 0.03) -> float:
-    """Coefficient of sample entropy of RR intervals (Lake & Moorman 2011), m = 1, fixed tolerance 30 ms.
-
-    SampEn with an absolute tolerance, corrected by ln(2r) and by -ln(mean RR), so it is comparable across
-    heart rates and does not rise for a regular rhythm whose tiny RR jitter is all noise (the
-    relative-tolerance SampEn does). AF runs about -1 and above, sinus rhythm about -2 and below. With no
-    length-2 match, one match is assumed (the entropy's upper bound for this series) instead of inf."""
-    rr = np.asarray(rr, dtype=np.float64)
-    if rr.size < MIN_BEATS or rr.mean() <= 0:
-        return np.nan
-    # Pairs i < j of templates of length 1 (B) and 2 (A) within the tolerance (Chebyshev distance).
-    close = np.abs(rr[:-1, None] - rr[None, :-1]) <= tolerance_s
-    close2 = close & (np.abs(rr[1:, None] - rr[None, 1:]) <= tolerance_s)
-    upper = np.triu_indices(rr.size - 1, k=1)
-    matches_1, matches_2 = close[upper].sum(), close2[upper].sum()
-    if matches_1 == 0:
-        return np.nan
-    sampen = -np.log(max(matches_2, 1) / matches_1)
-    return float(sampen + np.log(2 * tolerance_s) - np.log(rr.mean()))
 
 
-def rr_irregularity(rr: np.ndarray) -> list[float]:
-    """Mean HR (bpm), RR CV, RMSSD / mean RR, pNN50 (fraction of |dRR| > 50 ms), median |dRR| / median RR,
-    fraction of RR off the median by > 15 %, and COSEn. AF is "irregularly irregular": successive differences
-    are large (RMSSD, pNN50, median |dRR|) and many beats are far from the typical interval, unlike
-    ectopy-free sinus."""
-    if rr.size < MIN_BEATS - 1:
-        return [np.nan] * 7
-    mean, median = float(rr.mean()), float(np.median(rr))
-    drr = np.diff(rr)
-    return [
-        60.0 / mean,
-        coefficient_of_variation(rr),
-        float(np.sqrt(np.mean(drr**2))) / mean,
-        float(np.mean(np.abs(drr) > 0.05)),
-        float(np.median(np.abs(drr))) / median,
-        float(np.mean(np.abs(rr - median) > 0.15 * median)),
-        cosen(rr),
-    ]
 
 
 def af_features(signals: np.ndarray, channel_mask: np.ndarray, sampling_rate: float) -> np.ndarray:
@@ -489,17 +376,13 @@ def af_features(signals: np.ndarray, channel_mask: np.ndarray, sampling_rate: fl
     R peaks and the median beat-to-template correlation. The correlation tells AF (irregular timing,
     consistent QRS) from noise (irregular "beats" that are artefacts, the 2017 "~" class, labelled not-AF);
     without it the noisy records score as the most irregular of all. NaN with < 4 beats."""
-    fs = float(sampling_rate)
+    ecg = channel(signals, channel_mask, ECG)
+    if ecg is None:
+        return np.full(len(AF_FEATURE_NAMES), np.nan)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        ecg = channel(signals, channel_mask, ECG)
-        peaks = np.array([], dtype=np.int64) if ecg is None else r_peaks(ecg, fs)
-        if peaks.size < MIN_BEATS:
-            return np.full(len(AF_FEATURE_NAMES), np.nan)
-        rr = rr_intervals(peaks, fs)
-        corr = beat_correlations(ecg, peaks, fs)
-        values = [*rr_irregularity(rr), nan_median(corr)]
-    return finite_or_nan(values, len(AF_FEATURE_NAMES))
+        peaks = r_peaks(ecg, float(sampling_rate))
+    return rhythm_statistics(ecg, float(sampling_rate), peaks=peaks)
 
 
 # =============================================================================

@@ -145,6 +145,14 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
         for kind in BASELINES[task]:
             results = crossval.cross_validate(task, features, folds, baseline_method(task, kind, X, seed))
             report[f"baseline:{kind}"] = crossval.summarize(task, results, n_bootstrap)
+        if "rhythm_features" in features[0] and not regression:
+            # The head reads these statistics: the same logistic regression on them alone (where its training
+            # starts, `init_rhythm_head`) says what the embedding adds.
+            X = np.full((len(dataset), np.asarray(features[0]["rhythm_features"]).size), np.nan)
+            for f in features:
+                X[f["row"]] = np.asarray(f["rhythm_features"], dtype=np.float64).reshape(-1)
+            results = crossval.cross_validate(task, features, folds, baseline_method(task, "logistic", X, seed))
+            report["baseline:rhythm_logistic"] = crossval.summarize(task, results, n_bootstrap)
     predictions = crossval.oof_predictions(task, model_results)
     metrics = {
         "task": task, "model": model, "data_dir": str(data_dir), "split_unit": "record", "seed": seed,

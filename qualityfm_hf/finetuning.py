@@ -22,6 +22,7 @@ from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from .pretrained import resolve_model
 from .task_data import (
     HEAD_TO_TASK,
+    MODEL_INPUTS,
     build_task_table,
     collate,
     crop_inputs,
@@ -63,7 +64,10 @@ TASK_RECIPES = {
     "vt-false-alarm": dict(crop_seconds=None, feature_extractor={}),
     # AF: 10-s crops + band-pass + robust scaling: pooled AUROC over 15 folds 0.745 vs 0.653 for whole windows with
     # joint min-max (CLINICAL.md, development seed 2000).
-    "af": dict(crop_seconds=10.0, feature_extractor=dict(bandpass=True, normalization="robust_channel")),
+    # The head also reads the window's RR-interval statistics (`rhythm_features`; see `init_rhythm_head`):
+    # CLINICAL.md, 2026-12-02.
+    "af": dict(crop_seconds=10.0, feature_extractor=dict(bandpass=True, normalization="robust_channel",
+                                                         rhythm_features=True)),
     "abp": dict(crop_seconds=None, feature_extractor={}),
 }
 
@@ -132,7 +136,7 @@ class WindowDataset:
 
     def __getitem__(self, index: int) -> dict:
         item = self.features[index]
-        out = {k: item[k] for k in ("input_values", "attention_mask", "channel_mask", "labels")}
+        out = {k: item[k] for k in (*MODEL_INPUTS, "labels") if k in item}
         length = int(np.asarray(item["attention_mask"]).sum())
         if self.crop_samples and length > self.crop_samples:
             start = int(self.rng.integers(0, length - self.crop_samples + 1))
@@ -161,6 +165,9 @@ def task_config_overrides(task: str, train: list[dict], pooling: str | None) -> 
     if pooling is not None:
         overrides["pooling"] = pooling
     labels = np.stack([f["labels"] for f in train])
+    # The head reads the rhythm statistics exactly when the feature extractor computed them.
+    overrides["classifier_rhythm_features"] = int(np.asarray(train[0]["rhythm_features"]).size) \
+        if "rhythm_features" in train[0] else 0
     if module.PROBLEM == "regression":
         overrides.update(
             problem_type="regression",
@@ -204,6 +211,46 @@ def window_auroc(eval_prediction) -> dict:
         return {"auroc": auroc((labels == 1).astype(int), probs)}
 
 
+def init_rhythm_head(net, train: list[dict], seed: int = 0) -> None:
+    """Start a head that reads rhythm statistics (`config.classifier_rhythm_features`) as a logistic regression on
+    them: its rhythm weights and bias are fitted on the training windows (L2, C = 1, balanced classes, as the AF
+    baseline), its embedding weights are 0.
+
+    A linear layer trained by the fine-tuning schedule (lr 1e-4, a few hundred steps) moves each weight by a few
+    hundredths, far from the weights of order 1 that these statistics need; started here, the head is the
+    transparent baseline on the model's own statistics, and fine-tuning moves from it only as far as the
+    embedding helps (early stopping on validation AUROC)."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    n = net.config.classifier_rhythm_features
+    X = np.stack([np.asarray(f["rhythm_features"], dtype=np.float64).reshape(n) for f in train])
+    y = np.stack([np.asarray(f["labels"]).reshape(-1)[0] for f in train]).astype(int)
+    classifier = net.classifier
+    with torch.no_grad():
+        classifier.weight.zero_()
+        classifier.bias.zero_()
+        if np.unique(y).size < 2:  # nothing to fit; check_classes refuses this before training anyway
+            return
+        fit = LogisticRegression(class_weight="balanced", C=1.0, max_iter=2000, random_state=seed).fit(X, y)
+        coef, intercept = fit.coef_, fit.intercept_
+        if classifier.out_features == 1:  # one logit: log-odds of class 1
+            coef, intercept = coef[-1:], intercept[-1:]
+        elif coef.shape[0] != classifier.out_features:  # a class absent from training: leave the head at 0
+            return
+        hidden = classifier.in_features - n
+        classifier.weight[:, hidden:] = torch.as_tensor(coef, dtype=classifier.weight.dtype)
+        classifier.bias[:] = torch.as_tensor(intercept, dtype=classifier.bias.dtype)
+
+
+def _is_fine_tuned(model: str) -> bool:
+    """True for a checkpoint of a task head, local or on the Hub (its head is trained and must not be reset)."""
+    from .task_data import config_task
+
+    model = resolve_model(model)
+    return model not in PRESETS and config_task(QualityFMConfig.from_pretrained(model)) is not None
+
+
 def train_head(task: str, model: str, train: list[dict], validation: list[dict], training_args, *,
                pooling: str | None = None, freeze_backbone: bool = False,
                early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds: float | None = None,
@@ -236,6 +283,8 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     if training_args.metric_for_best_model == "auroc" and not by_auroc:  # regression, or one validation class
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False
     net = load_model(task, model, **task_config_overrides(task, train, pooling))
+    if net.config.classifier_rhythm_features and not regression and not _is_fine_tuned(model):
+        init_rhythm_head(net, train, seed=training_args.seed)
     crop = None
     if crop_seconds:
         # Whole tokens (the tokenizer's total stride, 500 samples at 300 Hz), so a crop never ends in a padded token.

@@ -142,7 +142,11 @@ class _WaveformPipeline(ChunkPipeline):
             mask = np.zeros(length, np.int64)
             n = piece["input_values"].shape[-1]
             values[:, :n], mask[:n] = piece["input_values"], piece["attention_mask"]
+            extra = {}
+            if "rhythm_features" in piece:  # whole-window statistics: every crop of a window carries its window's
+                extra["rhythm_features"] = torch.as_tensor(np.asarray(piece["rhythm_features"]))[None]
             yield {
+                **extra,
                 "input_values": torch.from_numpy(values)[None],
                 "attention_mask": torch.from_numpy(mask)[None],
                 "channel_mask": torch.as_tensor(np.asarray(piece["channel_mask"]), dtype=torch.long)[None],
@@ -204,6 +208,7 @@ class WaveformFeatureExtractionPipeline(_WaveformPipeline):
         is_last = model_inputs.pop("is_last")
         out = {"window": model_inputs.pop("window"), "start_seconds": model_inputs.pop("start_seconds"),
                "is_last": is_last}
+        model_inputs.pop("rhythm_features", None)  # read by a task head's linear layer, not by the encoder
         model_inputs["input_values"] = model_inputs["input_values"].to(self.dtype)
         encoder = self.model.base_model  # a fine-tuned head's encoder, or the encoder itself
         encoded = encoder(**model_inputs)

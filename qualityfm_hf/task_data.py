@@ -63,6 +63,10 @@ def config_task(config) -> str | None:
     return next((HEAD_TO_TASK[name] for name in config.architectures or [] if name in HEAD_TO_TASK), None)
 
 
+# What the feature extractor hands a task head: `rhythm_features` only when it was asked for (`rhythm_features=True`).
+MODEL_INPUTS = ("input_values", "attention_mask", "channel_mask", "rhythm_features")
+
+
 def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_rate: float) -> tuple[dict | None, str]:
     """Feature-extract one task window `(2, T)`. When one channel is unusable (flat, missing) and the other is fine,
     the window is kept with that channel masked, as for a record without it: pretraining dropped whole channels
@@ -75,7 +79,7 @@ def extract_row(feature_extractor, signals: np.ndarray, channel_mask, sampling_r
         try:
             out = feature_extractor(present, sampling_rate=float(sampling_rate), segment_seconds=None,
                                     return_rejected=True)
-            return {k: out[k][0] for k in ("input_values", "attention_mask", "channel_mask")}, note
+            return {k: out[k][0] for k in MODEL_INPUTS if k in out}, note
         except ValueError as err:
             message = str(err)
             reason = message.split("first: ", 1)[1].split(":")[0] if "first: " in message else "rejected"
@@ -128,7 +132,8 @@ def crop_inputs(item: dict, start: int, length: int) -> dict:
 
 
 def collate(batch: list[dict]) -> dict:
-    """Right-pad `input_values` `(2, T)` and `attention_mask` to the longest window of the batch (multiples of 500)."""
+    """Right-pad `input_values` `(2, T)` and `attention_mask` to the longest window of the batch (multiples of 500);
+    stack `channel_mask`, `rhythm_features` and `labels`."""
     import torch
 
     longest = max(item["input_values"].shape[-1] for item in batch)
@@ -143,8 +148,9 @@ def collate(batch: list[dict]) -> dict:
         "attention_mask": mask,
         "channel_mask": torch.as_tensor(np.stack([item["channel_mask"] for item in batch])),
     }
-    if "labels" in batch[0]:
-        out["labels"] = torch.as_tensor(np.stack([item["labels"] for item in batch]))
+    for key in ("rhythm_features", "labels"):  # whole-window values: a crop keeps its window's
+        if key in batch[0]:
+            out[key] = torch.as_tensor(np.stack([item[key] for item in batch]))
     return out
 
 
@@ -159,7 +165,7 @@ def crop_starts(length: int, crop: int, hop: int) -> list[int]:
 
 def window_crops(item: dict, crop: int | None, hop: int | None = None) -> list[dict]:
     """Model inputs of one window, or of its overlapping `crop`-sample crops (half-overlapping by default)."""
-    inputs = {k: item[k] for k in ("input_values", "attention_mask", "channel_mask")}
+    inputs = {k: item[k] for k in MODEL_INPUTS if k in item}
     length = int(np.asarray(item["attention_mask"]).sum())
     if not crop or length <= crop:
         return [inputs]
@@ -175,6 +181,7 @@ def inference_crop_samples(config) -> int | None:
 
 __all__ = [
     "HEAD_TO_TASK",
+    "MODEL_INPUTS",
     "TASKS",
     "build_task_table",
     "checkpoint_task",

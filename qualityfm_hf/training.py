@@ -45,6 +45,7 @@ from transformers.utils import logging
 
 from .modeling.configuration_qualityfm import QualityFMConfig
 from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
+from .modeling.rhythm_qualityfm import RHYTHM_CENTER, RHYTHM_CLIP, RHYTHM_SCALE
 from .monitors import collapse_monitors, collapse_warnings
 
 logger = logging.get_logger(__name__)
@@ -59,12 +60,6 @@ PAIR_KEYS = ("teacher_input_values", "student_input_values")
 MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
 SCORE_KEY = "student_quality_scores"  # the quality head's target; the teacher's scores matter for same-window items
 RHYTHM_KEY = "student_rhythm_features"  # the rhythm head's target, computed by the collator
-# Robust centre and scale of the rhythm statistics (`baselines.AF_FEATURE_NAMES`: heart rate in bpm, RR CV, RMSSD /
-# mean RR, pNN50, median |dRR| / median RR, fraction of RR > 15 % off the median, COSEn, median beat correlation),
-# rounded from their medians and interquartile ranges over 400 windows of the PhysioNet 2015 pairs; targets are
-# (value - centre) / scale, clipped at ±5, so every statistic counts about equally.
-RHYTHM_CENTER = np.array([90.0, 0.1, 0.1, 0.1, 0.02, 0.05, -2.0, 0.95])
-RHYTHM_SCALE = np.array([30.0, 0.2, 0.3, 0.5, 0.1, 0.3, 0.7, 0.1])
 
 
 # TrainingArguments of `default_training_arguments` (and of `qualityfm pretrain`) where they differ from transformers'.
@@ -276,7 +271,7 @@ def rhythm_targets(window: np.ndarray, channel_mask: np.ndarray | None, sampling
 
     mask = np.ones(2, np.int64) if channel_mask is None else np.asarray(channel_mask)
     values = af_features(np.asarray(window, dtype=np.float64), mask, float(sampling_rate))
-    return np.clip((values - RHYTHM_CENTER) / RHYTHM_SCALE, -5.0, 5.0).astype(np.float32)
+    return np.clip((values - RHYTHM_CENTER) / RHYTHM_SCALE, -RHYTHM_CLIP, RHYTHM_CLIP).astype(np.float32)
 
 
 def crop_window(window: np.ndarray, min_samples: int, rng: np.random.Generator,

@@ -361,8 +361,9 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
 def test_auto_feature_extractor_loads_remote_code_without_the_package(tmp_path, monkeypatch):
     monkeypatch.setattr(QualityFMFeatureExtractor, "_auto_class", None)
     QualityFMFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
-    QualityFMFeatureExtractor(segment_seconds=10.0).save_pretrained(tmp_path / "fe")
+    QualityFMFeatureExtractor(segment_seconds=10.0, rhythm_features=True).save_pretrained(tmp_path / "fe")
     assert (tmp_path / "fe" / "feature_extraction_qualityfm.py").exists()
+    assert (tmp_path / "fe" / "rhythm_qualityfm.py").exists()  # its relative import ships beside it
     # -S skips site.py, so the editable install's .pth finder never registers; site-packages is added by hand,
     # the cwd is outside the repo, and a meta-path blocker covers a regular (non-editable) install in CI.
     script = textwrap.dedent(f"""
@@ -383,7 +384,7 @@ def test_auto_feature_extractor_loads_remote_code_without_the_package(tmp_path, 
         fe = AutoFeatureExtractor.from_pretrained({str(tmp_path / "fe")!r}, trust_remote_code=True)
         out = fe({{"II": np.sin(np.arange(7500) / 20.0)}}, sampling_rate=250)
         print(type(fe).__module__, fe.segment_seconds, tuple(out["input_values"].shape), out["channel_mask"].tolist(),
-              sep="|")
+              tuple(out["rhythm_features"].shape), sep="|")
         assert not any(m.split(".")[0] == "qualityfm_hf" for m in sys.modules)
     """)
     env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "HOME": str(tmp_path)}
@@ -397,9 +398,9 @@ def test_auto_feature_extractor_loads_remote_code_without_the_package(tmp_path, 
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    module, seconds, shape, mask = result.stdout.strip().splitlines()[-1].split("|")
+    module, seconds, shape, mask, rhythm = result.stdout.strip().splitlines()[-1].split("|")
     assert module.startswith("transformers_modules.") and module.endswith("feature_extraction_qualityfm")
-    assert (seconds, shape, mask) == ("10.0", "(3, 2, 3000)", "[[0, 1], [0, 1], [0, 1]]")
+    assert (seconds, shape, mask, rhythm) == ("10.0", "(3, 2, 3000)", "[[0, 1], [0, 1], [0, 1]]", "(3, 8)")
 
 
 def test_bandpass_removes_baseline_wander_and_keeps_the_rhythm():

@@ -184,20 +184,23 @@ def test_push_then_fresh_process_downloads_and_loads(af_model, hub_env):
     )
     assert push.returncode == 0, push.stderr[-3000:]
     code = """
-import json, torch
+import json, numpy as np, torch
 from huggingface_hub import list_repo_files
 from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification
 files = sorted(list_repo_files("org/qfm-af"))
 model = AutoModelForSequenceClassification.from_pretrained("org/qfm-af", trust_remote_code=True).eval()
 extractor = AutoFeatureExtractor.from_pretrained("org/qfm-af", trust_remote_code=True)
-logits = model(torch.zeros(1, 2, 3000)).logits
+# The AF head also reads the window's rhythm statistics, which the downloaded extractor computes.
+inputs = extractor({"ECG_II": np.sin(np.arange(3000) / 20.0)}, sampling_rate=300, return_tensors="pt")
+logits = model(**inputs).logits
 print(json.dumps({"files": files, "class": type(model).__module__ + "." + type(model).__name__,
                   "extractor": type(extractor).__name__, "threshold": model.config.decision_threshold,
                   "shape": list(logits.shape)}))
 """
     result = json.loads(run_hub_python(code, hub_env).stdout.strip().splitlines()[-1])
     assert {"README.md", "config.json", "model.safetensors", "heads_qualityfm.py", "modeling_qualityfm.py",
-            "preprocessor_config.json", "feature_extraction_qualityfm.py", "metrics.json"} <= set(result["files"])
+            "preprocessor_config.json", "feature_extraction_qualityfm.py", "rhythm_qualityfm.py",
+            "metrics.json"} <= set(result["files"])
     assert result["class"].startswith("transformers_modules.") and result["class"].endswith("QualityFMForAFClassification")
     assert result["extractor"] == "QualityFMFeatureExtractor" and result["shape"] == [1, 1]
     assert result["threshold"] == QualityFMConfig.from_pretrained(af_model).decision_threshold

@@ -53,6 +53,7 @@ def test_from_preset_overrides_win_and_unknown_preset_lists_choices():
         (dict(channel_names=("PPG",)), "must have num_channels"),
         (dict(conv_kernel=(201, 101)), "one entry per conv layer"),
         (dict(hidden_dropout=1.5), "hidden_dropout must be in"),
+        (dict(classifier_rhythm_features=-1), "classifier_rhythm_features must be >= 0; got -1"),
     ],
 )
 def test_config_rejects_impossible_combinations_with_the_values(kwargs, message):

@@ -296,7 +296,7 @@ def test_quality_head_is_in_the_loss_and_learns_real_window_scores():
         out.loss.backward()  # only the quality head steps; the output's components are detached
         optimizer.step()
     assert out.quality_loss.item() < 0.5 * first
-    without = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0)).train()
+    without = QualityFMForSelfDistillation(pooled_config(distillation_loss_weight=0.0, quality_loss_weight=0.0)).train()
     assert without.quality_head is None and without(**batch).quality_loss == 0
 
 

@@ -110,6 +110,11 @@ class QualityFMConfig(PreTrainedConfig):
         same_window_fraction (`float`, defaults to 0.0): beyond the paper. Fraction of pretraining items whose
             student sees an independently augmented copy of the teacher's window instead of the worse window of the
             pair; the collator applies it.
+        classifier_rhythm_features (`int`, defaults to 0): beyond the paper. When > 0, a task head's linear layer
+            also reads this many standardised ECG rhythm statistics of the window (`rhythm_features`, from the
+            feature extractor with `rhythm_features=True`; `rhythm_qualityfm.RHYTHM_FEATURE_NAMES`) beside the
+            pooled embedding. The AF recipe turns it on: the encoder alone does not learn to time beats from a few
+            hundred records (benchmarks/CLINICAL.md).
         decision_threshold (`float`, *optional*): classification threshold chosen on validation data by
             fine-tuning; None means 0.5.
         pos_weight (`float`, *optional*): BCE weight of the positive class of binary heads (the VT task is
@@ -170,6 +175,7 @@ class QualityFMConfig(PreTrainedConfig):
     num_rhythm_features: int = 8
     student_crop_min_seconds: float | int = 0.0
     same_window_fraction: float | int = 0.0
+    classifier_rhythm_features: int = 0
     decision_threshold: float | None = None
     pos_weight: float | int | None = None
     class_weights: list[float] | None = None
@@ -216,6 +222,8 @@ class QualityFMConfig(PreTrainedConfig):
             problems.append(
                 f"regression_loss is {self.regression_loss!r}, but has to be one of {list(REGRESSION_LOSSES)}"
             )
+        if self.classifier_rhythm_features < 0:
+            problems.append(f"classifier_rhythm_features must be >= 0; got {self.classifier_rhythm_features}")
         if self.pos_weight is not None and self.pos_weight <= 0:
             problems.append(f"pos_weight must be > 0; got {self.pos_weight}")
         if self.spectral_target not in SPECTRAL_TARGETS:

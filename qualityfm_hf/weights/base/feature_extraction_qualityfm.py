@@ -1,7 +1,7 @@
 """Feature extractor for QualityFM: raw monitor waveforms -> `(windows, 2, time)` model input.
 
-Ships as Hub remote code next to `preprocessor_config.json`, so it imports only numpy, scipy, transformers and
-the standard library (no relative imports, no `qualityfm_hf`).
+Ships as Hub remote code next to `preprocessor_config.json`, so it imports only numpy, scipy, transformers, the
+standard library and its sibling `rhythm_qualityfm.py` (no `qualityfm_hf`).
 
 Pipeline, following the pretraining code (paper notes §1.1, §4.1):
 1. map each channel to [PPG, ECG_II] (aliases such as `PLETH` and `II` accepted);
@@ -10,7 +10,8 @@ Pipeline, following the pretraining code (paper notes §1.1, §4.1):
 4. reject windows with too many missing samples, a long gap, or a flat channel;
 5. bridge the remaining (short) gaps linearly and min-max normalise to [-1, 1] jointly over both channels;
 6. pad to the longest window and to a multiple of 500 samples (one token), with `attention_mask` and
-   `channel_mask`.
+   `channel_mask`;
+7. with `rhythm_features=True`, add the window's standardised ECG rhythm statistics (`rhythm_qualityfm`).
 """
 
 import warnings
@@ -22,6 +23,8 @@ import numpy as np
 from scipy.signal import resample_poly
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
+
+from .rhythm_qualityfm import RHYTHM_FEATURE_NAMES, rhythm_statistics, standardize_rhythm
 
 
 class QualityFMWarning(UserWarning):
@@ -68,6 +71,11 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
             as the pretraining code did (up to 6 s in a 30-s window).
         pad_to_multiple_of (`int` or `None`, defaults to 500): Pad the time axis to a multiple of this; 500
             samples is the tokenizer's total stride, i.e. one token.
+        bandpass (`bool`, defaults to `False`): band-pass each channel (`BANDPASS_HZ`) before normalising.
+        rhythm_features (`bool`, defaults to `False`): also return `rhythm_features` `(n_windows, 8)` float32, the
+            standardised RR-interval statistics of each window's ECG (`rhythm_qualityfm.RHYTHM_FEATURE_NAMES`; all
+            0, the typical value, where undefined: no ECG, fewer than 4 beats), for heads with
+            `config.classifier_rhythm_features`. Computed on the unfiltered, unnormalised window.
     """
 
     model_input_names: ClassVar[list[str]] = ["input_values", "attention_mask", "channel_mask"]
@@ -84,6 +92,7 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         max_gap_seconds: float | None = 1.0,
         pad_to_multiple_of: int | None = 500,
         bandpass: bool = False,
+        rhythm_features: bool = False,
         **kwargs,
     ):
         super().__init__(
@@ -115,6 +124,12 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         self.max_gap_seconds = max_gap_seconds
         self.pad_to_multiple_of = pad_to_multiple_of
         self.bandpass = bool(bandpass)
+        self.rhythm_features = bool(rhythm_features)
+        if self.rhythm_features and not any(name.upper().startswith("ECG") for name in self.channel_names):
+            raise ValueError(
+                f"rhythm_features=True needs an ECG channel, but channel_names are {list(self.channel_names)}; "
+                "name the ECG channel ECG_... or set rhythm_features=False."
+            )
 
     def __call__(
         self,
@@ -175,7 +190,8 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                            for name in self.channel_names]
                 problem = self._window_problem(x, gone, present, sources)
                 if problem is None:
-                    kept.append((self._normalize(scaled[:, start:stop], present), present, index, start_s))
+                    kept.append((self._normalize(scaled[:, start:stop], present), present, index, start_s,
+                                 self._rhythm(x, present)))
                 else:
                     rejected.append((index, window, start_s, problem))
 
@@ -421,6 +437,14 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
                 out[row] = sosfiltfilt(sos, values[row])
         return out
 
+    def _rhythm(self, x: np.ndarray, present: np.ndarray) -> np.ndarray | None:
+        """Standardised rhythm statistics of the first ECG channel of one window, None unless asked for."""
+        if not self.rhythm_features:
+            return None
+        row = next(i for i, name in enumerate(self.channel_names) if name.upper().startswith("ECG"))
+        ecg = x[row] if present[row] else None
+        return standardize_rhythm(rhythm_statistics(ecg, self.sampling_rate))
+
     def _normalize(self, x: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Scales one unpadded window `(2, t)`; absent channels stay exactly zero and never enter the statistics."""
         out = np.zeros_like(x)
@@ -452,19 +476,22 @@ class QualityFMFeatureExtractor(SequenceFeatureExtractor):
         total = longest if not multiple else -(-longest // multiple) * multiple
         values = np.full((len(kept), self.feature_size, total), self.padding_value, dtype=np.float32)
         attention = np.zeros((len(kept), total), dtype=np.int64)
-        for row, (x, present, _, _) in enumerate(kept):
+        for row, (x, present, *_) in enumerate(kept):
             span = slice(0, x.shape[1]) if self.padding_side == "right" else slice(total - x.shape[1], total)
             values[row, :, span] = x
             attention[row, span] = 1
         data = {
             "input_values": values,
             "attention_mask": attention,
-            "channel_mask": np.stack([present for _, present, _, _ in kept]).astype(np.int64),
+            "channel_mask": np.stack([present for _, present, *_ in kept]).astype(np.int64),
         }
+        if self.rhythm_features:
+            data["rhythm_features"] = np.stack([rhythm for *_, rhythm in kept]).reshape(len(kept),
+                                                                                     len(RHYTHM_FEATURE_NAMES))
         extra = {}
         if return_window_info:
-            extra["signal_index"] = np.array([i for _, _, i, _ in kept], dtype=np.int64)
-            extra["window_starts"] = np.array([s for *_, s in kept], dtype=np.float64)
+            extra["signal_index"] = np.array([i for _, _, i, _, _ in kept], dtype=np.int64)
+            extra["window_starts"] = np.array([s for _, _, _, s, _ in kept], dtype=np.float64)
         if return_rejected:
             extra["rejected"] = rejected
         # Window bookkeeping stays numpy/list so that `model(**features)` only sees model inputs as tensors.
