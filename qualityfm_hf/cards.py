@@ -209,6 +209,10 @@ def preprocessing_description(output_dir: str | Path, config) -> str:
     if crop:
         text += (f"; trained on random {crop:g}-s crops, and each window is scored as the mean over half-overlapping "
                  f"{crop:g}-s crops")
+    if getattr(config, "classifier_rhythm_features", 0):
+        text += ("; the head also reads eight RR-interval statistics of each whole window's ECG (heart rate, RR "
+                 "variability and irregularity, QRS consistency; `rhythm_qualityfm.py`), and started as a logistic "
+                 "regression on them")
     return text + " (`preprocessor_config.json`; the feature extractor applies it)."
 
 

@@ -167,12 +167,14 @@ def test_recipe_options_are_saved_with_the_model_and_used_by_evaluate(backbone, 
         warnings.simplefilter("ignore")
         assert main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
                      str(tmp_path), "--cv", "0", "--bandpass", "--normalization", "robust_channel",
-                     "--crop-seconds", "5", *FAST]) == 0
+                     "--crop-seconds", "5", "--no-rhythm-features", *FAST]) == 0
     extractor = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert extractor["bandpass"] is True and extractor["normalization"] == "robust_channel"
-    assert json.loads((tmp_path / "config.json").read_text())["crop_seconds"] == 5.0
+    assert extractor["rhythm_features"] is False  # the AF recipe's default, turned off
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["crop_seconds"] == 5.0 and config["classifier_rhythm_features"] == 0
     card = (tmp_path / "README.md").read_text()
-    assert "band-pass (PPG 0.5-8 Hz" in card and "random 5-s crops" in card
+    assert "band-pass (PPG 0.5-8 Hz" in card and "random 5-s crops" in card and "RR-interval" not in card
     capsys.readouterr()
     assert main(["evaluate", "--task", "af", "--model", str(tmp_path), "--data", str(AF_2017), "--json",
                  "--n-bootstrap", "10"]) == 0

@@ -38,7 +38,7 @@ def af_model(backbone, tmp_path_factory):
 def test_finetune_saves_model_extractor_metrics_card_and_validation_threshold(af_model, backbone):
     files = {p.name for p in af_model.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "metrics.json", "README.md",
-            "heads_qualityfm.py", "feature_extraction_qualityfm.py", "splits.json"} <= files
+            "heads_qualityfm.py", "feature_extraction_qualityfm.py", "rhythm_qualityfm.py", "splits.json"} <= files
     assert "checkpoints" not in files
     metrics = json.loads((af_model / "metrics.json").read_text())
     config = QualityFMConfig.from_pretrained(af_model)
@@ -53,6 +53,10 @@ def test_finetune_saves_model_extractor_metrics_card_and_validation_threshold(af
     card = ModelCard.load(af_model / "README.md")
     assert card.data.library_name == "transformers" and "qualityfm" in card.data.tags
     assert "atrial fibrillation" in card.text
+    # The AF recipe: the head reads the rhythm statistics the saved feature extractor computes.
+    assert config.classifier_rhythm_features == 8
+    assert json.loads((af_model / "preprocessor_config.json").read_text())["rhythm_features"] is True
+    assert "RR-interval statistics" in card.text
 
 
 def test_evaluate_prints_metrics_json_writes_roc_and_rejects_wrong_task(af_model, tmp_path, capsys):

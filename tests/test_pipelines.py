@@ -19,18 +19,20 @@ AF_2017 = FIXTURES / "physionet2017_af"
 VT_RECORD = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt" / "v122s"  # II, V, PLETH, ABP at 250 Hz
 
 
-def save_head(head_class, folder, **config):
+def save_head(head_class, folder, extractor_options=None, **config):
     torch.manual_seed(0)
     model = head_class(tiny_config(**config)).eval()
     model.save_pretrained(folder)
-    QualityFMFeatureExtractor().save_pretrained(folder)
+    QualityFMFeatureExtractor(**(extractor_options or {})).save_pretrained(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def af_head(tmp_path_factory):
+    # As the AF recipe saves it: the head also reads the rhythm statistics its feature extractor computes.
     return save_head(QualityFMForAFClassification, tmp_path_factory.mktemp("af"), id2label=dict(af.ID2LABEL),
-                     label2id={v: k for k, v in af.ID2LABEL.items()}, architectures=["QualityFMForAFClassification"])
+                     label2id={v: k for k, v in af.ID2LABEL.items()}, architectures=["QualityFMForAFClassification"],
+                     classifier_rhythm_features=8, extractor_options=dict(rhythm_features=True))
 
 
 def test_both_tasks_are_registered_on_import():

@@ -49,6 +49,9 @@ def finetune_command_parser(subparsers):
                         "finetuning.TASK_RECIPES).")
     parser.add_argument("--bandpass", action=argparse.BooleanOptionalAction, default=None,
                         help="Band-pass PPG 0.5-8 Hz and ECG 0.5-40 Hz before scaling (default: the task's recipe).")
+    parser.add_argument("--rhythm-features", action=argparse.BooleanOptionalAction, default=None,
+                        help="Let the head also read each window's ECG RR-interval statistics (default: the task's "
+                        "recipe; on for af).")
     parser.add_argument("--normalization", default=None,
                         choices=("minmax_joint", "minmax_channel", "zscore_channel", "robust_channel"),
                         help="Per-window scaling (default: the task's recipe).")
@@ -98,7 +101,9 @@ def finetune_command(args) -> int:
 
 
 def _extractor_options(args) -> dict:
-    return {k: v for k, v in (("bandpass", args.bandpass), ("normalization", args.normalization)) if v is not None}
+    chosen = (("bandpass", args.bandpass), ("normalization", args.normalization),
+              ("rhythm_features", args.rhythm_features))
+    return {k: v for k, v in chosen if v is not None}
 
 
 def _finetune_cv(args, training_args, options) -> int:
