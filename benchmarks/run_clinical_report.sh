@@ -5,8 +5,11 @@ set -e
 task=$1
 data=$2
 out=benchmarks/results/clinical/report_${task}.jsonl
+extra=""
+# AF: also the recipe without the rhythm statistics, i.e. what the encoder alone does.
+[ "$task" = af ] && extra="--variant cli-default-norhythm"
 python benchmarks/clinical_cv.py --task "$task" --data "$data" --model pretrained-base \
-    --variant cli-default --variant cli-default-probe --variant old-default --baselines \
+    --variant cli-default $extra --variant cli-default-probe --variant old-default --baselines \
     --folds 5 --repeats 3 --seed 0 --output "$out"
 python benchmarks/clinical_cv.py --task "$task" --data "$data" --model base --variant cli-default \
     --folds 5 --repeats 3 --seed 0 --output "$out"
