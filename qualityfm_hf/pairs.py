@@ -15,6 +15,9 @@ and can be streamed on its own. Each shard is written to a temporary name and re
 atomically after every shard, lists the completed shards with their records and checksums. Rerunning a build
 skips those, so an interrupted build resumes where it stopped and writes nothing twice.
 
+Records are segmented and scored in local processes (`engine="local"`) or on a Ray cluster (`engine="ray"`,
+see `pairs_ray.py`); either way the driver writes every shard and the manifest, so both give the same bytes.
+
 `load_pairs` and `load_pairs_table` (in `pairs_dataset.py`, which imports torch) read the directory back.
 """
 
@@ -56,6 +59,7 @@ RECORDS_PER_SHARD = 32
 # build gives the same ids as an uninterrupted one. 10**6 windows of 30 s is 347 days per record.
 WINDOW_ID_STRIDE = 1_000_000
 RECORD_SUFFIXES = (".hea", ".vital")
+ENGINES = ("local", "ray")
 
 
 def _warn(message: str) -> None:
@@ -262,6 +266,45 @@ def _summarise(manifest: dict) -> None:
 # =============================================================================
 # Build
 # =============================================================================
+def _check_engine(engine: str, ray_address: str | None) -> None:
+    """Fail before any work on an unknown engine, a Ray address without the Ray engine, a missing Ray, or
+    a Ray Client address."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
+    if ray_address is not None and engine != "ray":
+        raise ValueError(f"ray_address={ray_address!r} needs engine='ray'; got engine={engine!r}.")
+    if engine == "ray":
+        from .pairs_ray import check_address, require_ray
+
+        require_ray()
+        check_address(ray_address)
+
+
+def _local_results(todo: list, tasks: dict, pool):
+    """`(record_index, windows)` in plan order, one `pool.map` per shard; the next shard is submitted only
+    when the caller asks for its first record, that is after it has written the previous shard."""
+    for _, idx in todo:
+        jobs = [tasks[i] for i in idx]
+        results = pool.map(_segment_one, jobs) if pool else map(_segment_one, jobs)
+        yield from zip(idx, results)
+
+
+def _complete_shards(todo: list, results, on_record):
+    """Group `(record_index, windows)` results, arriving in any order, by shard: yield `(shard_index,
+    [(record_index, windows), ...])` with the records in plan order as soon as a shard's last record is
+    back, so the driver holds only the shards still in flight. `on_record()` is called once per record."""
+    plan = dict(todo)
+    shard_of = {i: index for index, idx in todo for i in idx}
+    pending = {index: {} for index in plan}
+    for i, windows in results:
+        index = shard_of[i]
+        pending[index][i] = windows
+        on_record()
+        if len(pending[index]) == len(plan[index]):
+            got = pending.pop(index)
+            yield index, [(j, got[j]) for j in plan[index]]
+
+
 def build_pairs(
     input_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -272,6 +315,8 @@ def build_pairs(
     max_records: int | None = None,
     progress: bool = True,
     self_pairs: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
     """Build (or resume) a pairs directory from the recordings in `input_dir`.
 
@@ -286,19 +331,28 @@ def build_pairs(
         max_neighbours (`int`, defaults to 9): Pair rule window, see `make_pairs`.
         records_per_shard (`int`, defaults to 32): Records per shard; record k goes to shard k // this.
         num_workers (`int | None`, defaults to 1): Processes segmenting and scoring records in parallel; `None`
-            uses every available core.
+            uses every available core. Local engine only: the Ray engine uses every CPU of the cluster.
         max_records (`int | None`): Build only the first `max_records` records (sorted by path) in this run. A
             later run without the limit resumes and builds the rest.
         progress (`bool`, defaults to True): Show a tqdm progress bar.
         self_pairs (`bool`, defaults to False): Also pair each kept window that has no partner with itself
             (teacher = student = that window; beyond the paper), so records too short for quality pairs, such as
             30-s AF ECGs, join pretraining as same-window views. They sit on the class matrix's diagonal.
+        engine (`str`, defaults to `"local"`): Where records are segmented and scored: `"local"` (processes
+            on this machine) or `"ray"` (tasks on a Ray cluster through Ray Data; needs `pip install
+            qualityfm-hf[ray]`, and `input_dir` readable at the same path on every node). This process
+            writes the output either way, with the same bytes.
+        ray_address (`str | None`): Ray cluster to connect to with `engine="ray"`: `"auto"` or `"HEAD:6379"`,
+            from a node of that cluster (Ray Data does not run through Ray Client, so `ray://` addresses are
+            refused). `None` uses the cluster in `RAY_ADDRESS` or starts a local Ray instance. A Ray instance
+            already initialised in this process is used as it is.
 
     Returns:
         `dict`: The manifest as written to `output_dir/manifest.json`.
     """
     from .progress import progress_bar
 
+    _check_engine(engine, ray_address)
     root, out = Path(input_dir), Path(output_dir)
     paths = find_records(root)
     if not paths:
@@ -349,20 +403,20 @@ def build_pairs(
     bar = progress_bar(total=limit, initial=sum(len(e["records"]) for e in done.values() if e["index"] < len(plan)),
                        desc="records", unit="rec", leave=True, disable=not progress)
     pool = None
-    if workers > 1 and tasks:
+    if engine == "local" and workers > 1 and tasks:
         import neurokit2  # noqa: F401  imported once here, so forked workers do not each pay ~5 s for it
 
         from .processes import worker_pool
 
         pool = worker_pool(workers)  # workers die with this process, even when it is SIGKILLed
+    if engine == "ray":
+        from .pairs_ray import ray_map
+
+        results = ray_map(_segment_one, tasks, ray_address)  # completion order, shards interleaved
+    else:
+        results = _local_results(todo, tasks, pool)
     try:
-        for index, idx in todo:
-            jobs = [tasks[i] for i in idx]
-            results = pool.map(_segment_one, jobs) if pool else map(_segment_one, jobs)
-            shard_windows = []
-            for i, windows in zip(idx, results):
-                shard_windows.append((i, windows))
-                bar.update(1)
+        for index, shard_windows in _complete_shards(todo, results, lambda: bar.update(1)):
             entry, statuses = _write_shard(out, index, shard_windows, max_neighbours, self_pairs)
             done[index] = entry
             manifest["records"].update(statuses)
@@ -371,6 +425,7 @@ def build_pairs(
             _write_json_atomic(manifest, out / MANIFEST)
     finally:
         bar.close()
+        results.close()  # a generator: even on an early exit the Ray engine shuts down a Ray it started
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     manifest["shards"] = [done[k] for k in sorted(done)]

@@ -14,6 +14,9 @@ BUILD_PAIRS_EXAMPLES = """examples:
 
   # try 10 records first; rerunning without --max-records resumes and builds the rest
   qualityfm build-pairs --input records/ --output pairs/ --max-records 10 --json
+
+  # on a Ray cluster (pip install qualityfm-hf[ray]), from one of its nodes; --input readable on every node
+  qualityfm build-pairs --input /nfs/records --output pairs/ --engine ray --ray-address auto
 """
 
 
@@ -40,6 +43,15 @@ def build_pairs_command_parser(subparsers):
     parser.add_argument("--self-pairs", action="store_true",
                         help="Also pair each window that has no partner of another class with itself (a same-window "
                         "view), so short records such as 30-s AF ECGs join pretraining.")
+    # No argparse `choices`: build_pairs checks the engine, so a wrong one is a one-line error as usual.
+    parser.add_argument("--engine", default="local", metavar="{local,ray}",
+                        help="Where records are segmented and scored: 'local' processes (default; see "
+                        "--num-workers) or 'ray' tasks on a Ray cluster through Ray Data (pip install "
+                        "qualityfm-hf[ray]). This process writes the output either way, byte-identical.")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="Ray cluster for --engine ray, run from one of its nodes: 'auto' or HEAD:6379 "
+                        "(not ray://: Ray Data does not run through Ray Client). Default: the cluster in "
+                        "RAY_ADDRESS, else a new local Ray instance.")
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     parser.set_defaults(func=build_pairs_command)
@@ -85,12 +97,15 @@ def build_pairs_command(args) -> int:
         raise QualityFMCLIError(f"--num-workers must be >= 0 (0 = all cores); got {args.num_workers}.")
     if args.max_records is not None and args.max_records < 1:
         raise QualityFMCLIError(f"--max-records must be >= 1; got {args.max_records}.")
+    if args.ray_address is not None and args.engine != "ray":
+        raise QualityFMCLIError(f"--ray-address needs --engine ray; got --engine {args.engine}.")
     start = time.perf_counter()
     try:
         manifest = build_pairs(
             args.input, args.output, before_alarm=args.before_alarm,
             records_per_shard=args.records_per_shard, num_workers=args.num_workers or None,
             max_records=args.max_records, progress=not args.no_progress, self_pairs=args.self_pairs,
+            engine=args.engine, ray_address=args.ray_address,
         )
     except (FileNotFoundError, ValueError) as err:
         raise QualityFMCLIError(str(err)) from err
