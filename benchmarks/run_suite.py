@@ -1,20 +1,26 @@
-"""The performance suite of issue 5: one command, JSON + Markdown out.
+"""The performance suite of issues 5 and 13: one command, JSON + Markdown out.
 
-    python benchmarks/run_suite.py            # full suite, about 15 minutes on 2 shared cores
-    python benchmarks/run_suite.py --quick    # reduced sizes, a smoke check
+    python benchmarks/run_suite.py                      # full suite, about 15 minutes on 2 shared cores
+    python benchmarks/run_suite.py --quick              # reduced sizes, a smoke check
+    python benchmarks/run_suite.py --only model pairs   # some figure groups (P is always measured)
 
 Writes `benchmarks/results/suite.json` and `benchmarks/RESULTS.md`. Every compute figure is a ratio to P, this
-process's own fp32 matmul throughput (2048³, `--threads` threads) measured right before that figure, because the
-shared machine drifts 10–25% between runs. Model FLOPs come from `torch.utils.flop_counter.FlopCounterMode` in
-train mode on the plain `nn.Conv1d` tokenizer (the FLOPs of the architecture, not of the Toeplitz GEMMs the fast
-path executes, which are also reported). Attention, quality scoring and pair building run their own benchmark
-scripts as subprocesses. Not collected by pytest; tests never assert timings.
+process's own fp32 matmul throughput (2048³, `--threads` threads) measured right before that figure, because
+the shared machine drifts 10–25% between runs; bf16 figures are a ratio to the bf16 matmul peak measured the
+same way (2048³ where the CPU has bf16 instructions, 512³ where torch emulates bf16). No figure is compared
+with a number taken on another machine. Every timed figure keeps all its rounds and reports their median, min
+and max; a ratio to P divides each round by the median of P's rounds, and P's own spread is reported beside
+it. Model FLOPs come from `torch.utils.flop_counter.FlopCounterMode` in train mode on the plain `nn.Conv1d`
+tokenizer (the FLOPs of the architecture, not of the Toeplitz GEMMs the fast path executes, which are also
+reported). Attention, quality scoring and pair building/loading run their own benchmark scripts as
+subprocesses. Not collected by pytest; tests never assert timings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -22,7 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-REFERENCE_WINDOWS_PER_S = 638.0  # the paper's reference implementation, fp32, batch 64 (issue 5)
+GROUPS = ("model", "attention", "quality", "pairs")
+sys.path.insert(0, str(REPO / "benchmarks"))
+from suite_report import machine, spread  # noqa: E402
 
 
 def load() -> str:
@@ -42,26 +50,39 @@ def reset_peak() -> int:
     return rss("VmRSS")
 
 
-def best_time(fn, repeats: int, warmup: int = 1) -> float:
+def timed_rounds(fn, repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds of each of `repeats` calls of `fn`, after `warmup` untimed ones. All rounds are kept: on a
+    shared machine the best one alone hides how far the figure moves."""
     for _ in range(warmup):
         fn()
-    best = float("inf")
+    rounds = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        rounds.append(time.perf_counter() - start)
+    return rounds
 
 
-def peak_gflops(dtype=None, size: int = 2048) -> float:
-    """P: best of 5 `a @ b` at size³ (GFLOP/s); bf16 without hardware support is slow, so it is timed smaller."""
+def bf16_in_hardware() -> bool:
+    isa = machine()["isa"]
+    return isa["avx512_bf16"] or isa["amx_bf16"]
+
+
+def peak_gflops(dtype=None) -> dict:
+    """P: GFLOP/s of 5 `a @ b` rounds (`spread`), with the size: 2048³, but bf16 without bf16 instructions is
+    emulated (100× slower), so there it is timed at 512³."""
     import torch
 
     dtype = dtype or torch.float32
-    if dtype != torch.float32:
-        size = 512
+    size = 2048 if dtype == torch.float32 or bf16_in_hardware() else 512
     a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    return 2 * size**3 / best_time(lambda: a @ b, 5 if dtype == torch.float32 else 2) / 1e9
+    rounds = timed_rounds(lambda: a @ b, 5 if size == 2048 else 2)
+    return {**spread([2 * size**3 / s / 1e9 for s in rounds]), "size": size, "dtype": str(dtype)}
+
+
+def per_round(values: list[float], scale: float) -> dict:
+    """`spread` of each round's value × `scale` (a throughput, a ratio to the median P)."""
+    return spread([v * scale for v in values])
 
 
 def model_flops(fn) -> int:
@@ -105,21 +126,22 @@ def encoder_inference(batch: int, repeats: int) -> dict:
     model.eval()
     p = peak_gflops()
     with torch.inference_mode():
-        seconds = best_time(lambda: model(x), repeats)
+        windows = [batch / s for s in timed_rounds(lambda: model(x), repeats)]
         reference = model(x).last_hidden_state
-    windows = batch / seconds
-    fp32 = {"batch": batch, "P_gflops": p, "windows_per_s": windows, "mflop_per_window": flops / 1e6,
-            "executed_mflop_per_window": run_flops / 1e6, "achieved_gflops": windows * flops / 1e9,
-            "mfu": windows * flops / 1e9 / p}
+    fp32 = {"batch": batch, "P_gflops": p, "windows_per_s": spread(windows), "mflop_per_window": flops / 1e6,
+            "executed_mflop_per_window": run_flops / 1e6, "achieved_gflops": per_round(windows, flops / 1e9),
+            "mfu": per_round(windows, flops / 1e9 / p["median"])}
 
-    # bf16: autocast keeps the fp32 weights and runs matmuls/convs in bf16.
+    # bf16: autocast keeps the fp32 weights and runs matmuls/convs in bf16; its peak is the bf16 matmul's.
     p_bf16 = peak_gflops(torch.bfloat16)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        seconds = best_time(lambda: model(x), max(1, repeats // 3))
+        windows = [batch / s for s in timed_rounds(lambda: model(x), max(2, repeats // 3))]
         out = model(x).last_hidden_state.float()
     diff = (out - reference).abs()
-    bf16 = {"batch": batch, "P_bf16_gflops": p_bf16, "windows_per_s": batch / seconds,
-            "vs_fp32_reference": batch / seconds / REFERENCE_WINDOWS_PER_S,
+    bf16 = {"batch": batch, "P_bf16_gflops": p_bf16, "windows_per_s": spread(windows),
+            "achieved_gflops": per_round(windows, flops / 1e9),
+            "mfu_bf16": per_round(windows, flops / 1e9 / p_bf16["median"]),
+            "vs_fp32": statistics.median(windows) / fp32["windows_per_s"]["median"],
             "max_abs_diff": diff.max().item(), "max_rel_diff": (diff.max() / reference.abs().max()).item(),
             "mean_abs_diff": diff.mean().item()}
     return {"fp32": fp32, "bf16": bf16}
@@ -166,12 +188,15 @@ def pretraining_step(preset: str, batch: int, repeats: int) -> dict:
         end = time.perf_counter()
         phases["forward_backward_s"].append(middle - start)
         phases["optimizer_ema_s"].append(end - middle)
-    step = min(a + b for a, b in zip(*phases.values()))
-    fb, opt = min(phases["forward_backward_s"]), min(phases["optimizer_ema_s"])
+    steps = [a + b for a, b in zip(*phases.values())]
     return {"preset": preset, "batch_pairs": batch, "P_gflops": p, "optimizer": "Adam(fused)" if fused else
-            "Adam(foreach)", "ema": "torch._foreach_lerp_", "gflop_per_step": flops / 1e9, "step_s": step,
-            "pairs_per_s": batch / step, "mfu": flops / step / 1e9 / p, "forward_backward_s": fb,
-            "optimizer_ema_s": opt, "optimizer_ema_fraction": opt / (fb + opt),
+            "Adam(foreach)", "ema": "torch._foreach_lerp_", "gflop_per_step": flops / 1e9,
+            "step_s": spread(steps),
+            "pairs_per_s": spread([batch / s for s in steps]),
+            "mfu": spread([flops / s / 1e9 / p["median"] for s in steps]),
+            "forward_backward_s": spread(phases["forward_backward_s"]),
+            "optimizer_ema_s": spread(phases["optimizer_ema_s"]),
+            "optimizer_ema_fraction": spread([o / s for o, s in zip(phases["optimizer_ema_s"], steps)]),
             "parameters": sum(p.numel() for p in model.student.parameters())}
 
 
@@ -191,7 +216,7 @@ def long_recording_cell(layout: str, hours: float, repeats: int) -> dict:
         base = reset_peak()
         tokens = model(x).last_hidden_state.shape
         peak = rss("VmHWM") - base
-        seconds = best_time(lambda: model(x), repeats, warmup=0)
+        seconds = spread(timed_rounds(lambda: model(x), repeats, warmup=0))
     return {"seconds": seconds, "peak_extra_mib": peak / 2**20, "tokens": list(tokens),
             "backend": model.encoder.attention_backend(tokens[1], False), "batch": x.shape[0]}
 
@@ -226,12 +251,53 @@ def subprocess_json(args: list[str], output: Path, timeout: int) -> dict:
     return {"command": "python " + " ".join(args), "seconds": time.perf_counter() - start, "result": data}
 
 
+def model_figures(record, threads: int, quick: bool) -> None:
+    # Each model figure runs in a fresh process: in one long process the base step ran 14× slower after the
+    # bf16 autocast and huge-model figures (0.35 s vs 5 s forward+backward), which measured the process, not
+    # the model.
+    def isolated(*call):
+        return lambda: json.loads(subprocess.run(
+            [sys.executable, __file__, "--threads", str(threads), "--figure", json.dumps(call)],
+            capture_output=True, text=True, cwd=REPO, check=True).stdout.strip().splitlines()[-1])
+
+    record("encoder_inference", isolated("encoder_inference", 16 if quick else 64, 3 if quick else 10))
+    record("pretrain_base_b32", isolated("pretraining_step", "base", 8 if quick else 32, 2 if quick else 5))
+    if not quick:
+        record("pretrain_huge_b32", isolated("pretraining_step", "huge", 32, 2))
+    record("pretrain_huge_b2", isolated("pretraining_step", "huge", 2, 2 if quick else 4))
+    record("long_recording", lambda: long_recording(0.1 if quick else 1.0, 2 if quick else 3, threads))
+
+
+def attention_figure(threads: int, quick: bool, results: Path) -> dict:
+    from suite_report import attention_summary
+
+    tokens = [18, 1800] if quick else [18, 180, 1800, 7200, 36000, 100000]
+    p = peak_gflops()
+    run = subprocess_json(["benchmarks/bench_attention.py", "--tokens", *map(str, tokens), "--threads",
+                           str(threads)], results / "suite_attention.json", 3600)
+    run["P_gflops_before"] = p
+    if "result" in run:
+        run["summary"] = attention_summary(run["result"]["rows"])
+    return run
+
+
+def pairs_figure(quick: bool, results: Path) -> dict:
+    """Pair building (1 and 2 processes) and loading: in-memory vs streaming through a DataLoader with the
+    real collator and with plain stacking, 0/1/2 DataLoader workers, interleaved rounds (`bench_pairs.py`)."""
+    size = ["--max-records", "16", "--records-per-shard", "4", "--rounds", "2"] if quick else [
+        "--max-records", "120", "--records-per-shard", "16", "--rounds", "3"]
+    workers = ["--num-workers", "1", "2", "--loader-workers", "0", "1", "2"]
+    return subprocess_json(["benchmarks/bench_pairs.py", *size, *workers], results / "suite_pairs.json", 1800)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="reduced sizes and repeats, for a smoke check")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip", nargs="*", default=[], help="figure groups to skip: model attention quality pairs")
-    parser.add_argument("--output", default=str(RESULTS / "suite.json"))
+    parser.add_argument("--only", nargs="*", choices=GROUPS, help="only these figure groups (P always runs)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=GROUPS, help="figure groups to skip")
+    parser.add_argument("--output", default=str(RESULTS / "suite.json"),
+                        help="the suite's JSON; the sub-benchmarks' JSON files go beside it")
     parser.add_argument("--markdown", default=str(REPO / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     parser.add_argument("--figure", help=argparse.SUPPRESS)
@@ -248,14 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         layout, hours, repeats = args.cell.split(",")
         print(json.dumps(long_recording_cell(layout, float(hours), int(repeats))))
         return 0
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from suite_report import attention_summary, environment, write_markdown  # noqa: E402
+    from suite_report import environment, write_markdown
 
-    quick = args.quick
+    quick, groups = args.quick, [g for g in (args.only or GROUPS) if g not in args.skip]
     command = "python benchmarks/run_suite.py" + (" --quick" if quick else "") + (
-        f" --skip {' '.join(args.skip)}" if args.skip else "")
-    suite = {"command": command, "quick": quick, "environment": environment(args.threads), "load_before": load(),
-             "figures": {}}
+        f" --only {' '.join(groups)}" if len(groups) < len(GROUPS) else "")
+    suite = {"command": command, "quick": quick, "groups": groups, "environment": environment(args.threads),
+             "load_before": load(), "figures": {}}
     figures = suite["figures"]
 
     def record(name, fn):
@@ -269,45 +334,19 @@ def main(argv: list[str] | None = None) -> int:
         figures[name]["wall_s"] = time.perf_counter() - start
         print(json.dumps(figures[name], default=str)[:600], flush=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(args.output).resolve().parent
+    results.mkdir(parents=True, exist_ok=True)
     record("peak", lambda: {"fp32_gflops": peak_gflops(), "bf16_gflops": peak_gflops(torch.bfloat16)})
-    if "model" not in args.skip:
-        # Each model figure runs in a fresh process: in one long process the base step ran 14× slower after the
-        # bf16 autocast and huge-model figures (0.35 s vs 5 s forward+backward), which measured the process, not
-        # the model.
-        def isolated(*call):
-            return lambda: json.loads(subprocess.run(
-                [sys.executable, __file__, "--threads", str(args.threads), "--figure", json.dumps(call)],
-                capture_output=True, text=True, cwd=REPO, check=True).stdout.strip().splitlines()[-1])
-
-        record("encoder_inference", isolated("encoder_inference", 16 if quick else 64, 3 if quick else 10))
-        record("pretrain_base_b32", isolated("pretraining_step", "base", 8 if quick else 32, 2 if quick else 5))
-        if not quick:
-            record("pretrain_huge_b32", isolated("pretraining_step", "huge", 32, 2))
-        record("pretrain_huge_b2", isolated("pretraining_step", "huge", 2, 2 if quick else 4))
-        record("long_recording", lambda: long_recording(0.1 if quick else 1.0, 1 if quick else 3, args.threads))
-    if "attention" not in args.skip:
-        tokens = [18, 1800] if quick else [18, 180, 1800, 7200, 36000, 100000]
-        out = RESULTS / "suite_attention.json"
-
-        def attention():
-            p = peak_gflops()
-            run = subprocess_json(["benchmarks/bench_attention.py", "--tokens", *map(str, tokens), "--threads",
-                                   str(args.threads)], out, 3600)
-            run["P_gflops_before"] = p
-            if "result" in run:
-                run["summary"] = attention_summary(run["result"]["rows"])
-            return run
-
-        record("attention", attention)
-    if "quality" not in args.skip:
+    if "model" in groups:
+        model_figures(record, args.threads, quick)
+    if "attention" in groups:
+        record("attention", lambda: attention_figure(args.threads, quick, results))
+    if "quality" in groups:
         record("quality", lambda: subprocess_json(
-            ["benchmarks/bench_quality.py", "--max-windows", "200" if quick else "1200"], RESULTS / "suite_quality.json",
-            1800))
-    if "pairs" not in args.skip:
-        record("pairs", lambda: subprocess_json(
-            ["benchmarks/bench_pairs.py", "--max-records", "6" if quick else "60", "--num-workers", "1", "2"],
-            RESULTS / "suite_pairs.json", 1800))
+            ["benchmarks/bench_quality.py", "--max-windows", "200" if quick else "1200"],
+            results / "suite_quality.json", 1800))
+    if "pairs" in groups:
+        record("pairs", lambda: pairs_figure(quick, results))
     suite["load_after"] = load()
     Path(args.output).write_text(json.dumps(suite, indent=1, default=str) + "\n")
     write_markdown(suite, Path(args.markdown))

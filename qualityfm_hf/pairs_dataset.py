@@ -27,6 +27,9 @@ from .pairs_format import read_manifest, shard_file_problem
 PROVENANCE = ("teacher_window_id", "student_window_id", "record", "teacher_start_seconds", "student_start_seconds",
               "teacher_quality", "student_quality", "teacher_class", "student_class")
 RETURN_TENSORS = ("pt", "np")
+# The windows columns an item is built from; the others (record, start, combined quality) would only cost
+# decoding time.
+WINDOW_COLUMNS = ("window_id", "input_values", "channel_mask", "ppg_quality", "ecg_quality")
 
 
 def _shards(directory: str | os.PathLike) -> tuple[Path, dict, list[dict]]:
@@ -42,18 +45,24 @@ def _shards(directory: str | os.PathLike) -> tuple[Path, dict, list[dict]]:
             stacklevel=3,
         )
     for shard in shards:
-        problem = shard_file_problem(directory, shard)
-        if problem:
-            raise ValueError(f"shard file {problem}. Rerun `qualityfm build-pairs` with the same --input and "
-                             "--output: it rebuilds only this shard.")
+        _check_shard(directory, shard)
     return directory, manifest, shards
 
 
-def _read_parquet(path: Path):
+def _check_shard(directory: Path, shard: dict) -> None:
+    """Raise if a shard's files differ from the manifest: size, then sha256 (each file hashed once per
+    process)."""
+    problem = shard_file_problem(directory, shard)
+    if problem:
+        raise ValueError(f"shard file {problem}. Rerun `qualityfm build-pairs` with the same --input and "
+                         "--output: it rebuilds only this shard.")
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None):
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, columns=columns)
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError... for damaged files
         raise ValueError(
             f"shard file {path} could not be read ({type(err).__name__}: {err}). Rerun `qualityfm build-pairs` with "
@@ -120,7 +129,8 @@ class QualityPairsDataset(Dataset):
         values, masks, scores, teacher_rows, student_rows, tables = [], [], [], [], [], []
         offset = 0
         for shard in shards:
-            ids, v, m, q = _windows_arrays(_read_parquet(directory / shard["windows"]["file"]), samples)
+            windows = _read_parquet(directory / shard["windows"]["file"], list(WINDOW_COLUMNS))
+            ids, v, m, q = _windows_arrays(windows, samples)
             pairs = _read_parquet(directory / shard["pairs"]["file"])
             where = f"pairs shard {directory / shard['pairs']['file']}"
             teacher_rows.append(offset + _lookup(ids, pairs.column("teacher_window_id").to_numpy(), where))
@@ -153,23 +163,38 @@ class QualityPairsDataset(Dataset):
 
 
 class StreamingQualityPairsDataset(IterableDataset):
-    """Iterable over the pairs, one shard at a time through `datasets.load_dataset("parquet", streaming=True)`.
+    """Iterable over the pairs, one shard at a time: only one shard's windows are in memory at once.
 
-    Only one shard's windows are in memory at once. With a `DataLoader(num_workers=k)`, worker w reads shards
-    w, w + k, ...; each pair is yielded exactly once overall. Shards are read in index order and pairs in file
-    order, unless `shuffle_shards_seed` is given (then the shard order is shuffled with that seed).
+    Shards are read in index order and pairs in file order, unless `shuffle_shards_seed` is given (then the
+    shard order is shuffled with that seed, the same order every epoch). With a `DataLoader(num_workers=k)`,
+    worker w takes shards w, w + k, ... of that order, so the workers read disjoint shards and each pair is
+    yielded exactly once per epoch overall (a worker without a shard yields nothing); the DataLoader
+    interleaves the workers' batches. Items equal those of `QualityPairsDataset` for the same pairs: same
+    keys, dtypes and values, each array a copy of its own.
+
+    Each shard is read once per pass with pyarrow (only the columns items need, no `datasets` machinery) into
+    numpy arrays, and its items are cut from them as `QualityPairsDataset` cuts its own. Decoding the windows'
+    list column (Parquet levels for 18,000 floats per window) is most of a pass and what an epoch costs beyond
+    the in-memory one; DataLoader workers decode their shards in parallel. Every shard's sha256 is checked
+    when the dataset is created and again before the shard is read (a `stat`; each file is hashed at most once
+    per process), so a shard replaced in between is caught too.
 
     Args:
         directory (`str` or `os.PathLike`): A pairs directory.
         return_provenance (`bool`, defaults to False): Add the provenance fields to each item.
         return_tensors (`str`, defaults to `"pt"`): `"pt"` or `"np"`.
-        batch_size (`int`, defaults to 256): Rows read per Arrow batch.
+        batch_size (`int`, defaults to 256): Pairs whose provenance is converted to Python values at a time.
         shuffle_shards_seed (`int`, *optional*): Shuffle the shard order with this seed.
     """
 
     def __init__(self, directory: str | os.PathLike, return_provenance: bool = False, return_tensors: str = "pt",
                  batch_size: int = 256, shuffle_shards_seed: int | None = None):
+        # Imported here, in the parent, so forked DataLoader workers do not each pay for the import.
+        import pyarrow.parquet  # noqa: F401
+
         _check_tensors(return_tensors)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
         self.directory, manifest, self.shards = _shards(directory)
         self.samples = int(round(manifest["config"]["window_seconds"] * manifest["config"]["sampling_rate"]))
         self.num_pairs = sum(s["pairs"]["rows"] for s in self.shards)
@@ -180,44 +205,40 @@ class StreamingQualityPairsDataset(IterableDataset):
         # Total pairs, for progress bars; the Trainer needs max_steps with an IterableDataset anyway.
         return self.num_pairs
 
-    def _stream(self, path: Path):
-        import datasets
-
-        try:
-            stream = datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True)
-            yield from stream.with_format("arrow").iter(batch_size=self.batch_size)
-        except Exception as err:  # pyarrow's ArrowInvalid is a ValueError, but names no file
-            raise ValueError(
-                f"shard file {path} could not be streamed ({type(err).__name__}: {err}). Rerun `qualityfm "
-                "build-pairs` with the same --input and --output: it rebuilds only damaged shards."
-            ) from err
-
-    def __iter__(self):
-        import pyarrow as pa
-
+    def worker_shards(self) -> list[dict]:
+        """The manifest entries of the shards this process reads in one pass, in reading order (all of them
+        outside a DataLoader worker)."""
         shards = list(self.shards)
         if self.shuffle_shards_seed is not None:
             np.random.default_rng(self.shuffle_shards_seed).shuffle(shards)
         worker = get_worker_info()
-        if worker is not None:
-            shards = shards[worker.id::worker.num_workers]
-        for shard in shards:
-            # An empty Parquet file has no row groups, which datasets' streaming reader cannot batch; skip it.
-            if shard["pairs"]["rows"] == 0:
+        return shards if worker is None else shards[worker.id::worker.num_workers]
+
+    def __iter__(self):
+        for shard in self.worker_shards():
+            if shard["pairs"]["rows"] == 0:  # a record set without pairs: nothing to read
                 continue
-            windows_path = self.directory / shard["windows"]["file"]
-            batches = list(self._stream(windows_path))
-            if not batches:
-                continue
-            ids, values, masks, scores = _windows_arrays(pa.concat_tables(batches), self.samples)
-            where = f"pairs shard {self.directory / shard['pairs']['file']}"
-            for batch in self._stream(self.directory / shard["pairs"]["file"]):
-                t_rows = _lookup(ids, batch.column("teacher_window_id").to_numpy(), where)
-                s_rows = _lookup(ids, batch.column("student_window_id").to_numpy(), where)
-                provenance = batch.select(list(PROVENANCE)).to_pydict() if self.return_provenance else None
-                for k in range(batch.num_rows):
-                    extra = None if provenance is None else {key: v[k] for key, v in provenance.items()}
-                    yield _item(values, masks, scores, t_rows[k], s_rows[k], self.return_tensors, extra)
+            yield from self._shard_items(shard)
+
+    def _shard_items(self, shard: dict):
+        """The items of one shard, in file order. A generator of its own, so the shard's arrays are freed as
+        soon as its last item is out, before the next shard is read."""
+        _check_shard(self.directory, shard)
+        columns = list(PROVENANCE) if self.return_provenance else ["teacher_window_id", "student_window_id"]
+        pairs = _read_parquet(self.directory / shard["pairs"]["file"], columns)
+        windows = _read_parquet(self.directory / shard["windows"]["file"], list(WINDOW_COLUMNS))
+        ids, values, masks, scores = _windows_arrays(windows, self.samples)
+        where = f"pairs shard {self.directory / shard['pairs']['file']}"
+        t_rows = _lookup(ids, pairs.column("teacher_window_id").to_numpy(), where)
+        s_rows = _lookup(ids, pairs.column("student_window_id").to_numpy(), where)
+        for start in range(0, pairs.num_rows, self.batch_size):
+            stop = min(start + self.batch_size, pairs.num_rows)
+            # Python values a batch at a time: one conversion per column, not one per field of each item.
+            provenance = pairs.slice(start, stop - start).select(list(PROVENANCE)).to_pydict() \
+                if self.return_provenance else None
+            for k in range(start, stop):
+                extra = None if provenance is None else {key: v[k - start] for key, v in provenance.items()}
+                yield _item(values, masks, scores, t_rows[k], s_rows[k], self.return_tensors, extra)
 
 
 def load_pairs(
@@ -230,7 +251,8 @@ def load_pairs(
         directory (`str` or `os.PathLike`): The pairs directory (holds `manifest.json`).
         streaming (`bool`, defaults to False): False: a map-style `QualityPairsDataset` (`__len__`,
             `__getitem__`) holding every window once in memory (2 x 9000 float32 = 72 kB per window). True: a
-            `StreamingQualityPairsDataset` (torch `IterableDataset`) that streams one shard at a time.
+            `StreamingQualityPairsDataset` (torch `IterableDataset`) that reads one shard at a time;
+            DataLoader workers read disjoint shards.
         return_provenance (`bool`, defaults to False): Add `PROVENANCE` fields to each item.
         return_tensors (`str`, defaults to `"pt"`): `"pt"` or `"np"`.
         **kwargs: Passed to `StreamingQualityPairsDataset` (`batch_size`, `shuffle_shards_seed`).

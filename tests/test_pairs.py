@@ -27,6 +27,7 @@ from qualityfm_hf.pairs import (
     make_pairs,
     read_manifest,
 )
+from qualityfm_hf.pairs_dataset import PROVENANCE
 from qualityfm_hf.quality import quality_class_index
 from qualityfm_hf.segmenting import resample_channel, segment_recording
 
@@ -353,6 +354,119 @@ def test_streaming_splits_shards_over_dataloader_workers(built):
     batches = list(loader)
     assert sum(len(b["teacher_input_values"]) for b in batches) == manifest["counts"]["pairs"]
     assert batches[0]["teacher_input_values"].shape[1:] == (2, 9000)
+
+
+def _pair_key(item) -> tuple[int, int]:
+    return int(item["teacher_window_id"]), int(item["student_window_id"])
+
+
+@pytest.mark.parametrize("return_tensors", ["pt", "np"])
+def test_streaming_items_equal_in_memory_items_for_the_same_pair_ids(built, return_tensors):
+    _, reference, _ = built
+    in_memory = load_pairs(reference, return_provenance=True, return_tensors=return_tensors)
+    by_ids = {_pair_key(in_memory[k]): in_memory[k] for k in range(len(in_memory))}
+    streamed = list(load_pairs(reference, streaming=True, return_provenance=True,
+                               return_tensors=return_tensors, batch_size=5))
+    assert len(by_ids) == len(in_memory) == len(streamed)  # pair ids are unique, so they name an item
+    for item in streamed:
+        expected = by_ids[_pair_key(item)]
+        assert list(item) == list(expected)
+        for key, value in expected.items():
+            if key in PROVENANCE:
+                assert type(item[key]) is type(value) and item[key] == value, key
+            else:
+                assert type(item[key]) is type(value) and item[key].dtype == value.dtype, key
+                assert item[key].shape == value.shape, key
+                np.testing.assert_array_equal(np.asarray(item[key]), np.asarray(value), err_msg=key)
+    # Without provenance: the same item keys as in memory, and the same items in the same (file) order.
+    plain = list(load_pairs(reference, streaming=True, return_tensors=return_tensors))
+    assert list(plain[0]) == list(load_pairs(reference, return_tensors=return_tensors)[0])
+    for k in (0, len(plain) - 1):
+        np.testing.assert_array_equal(np.asarray(plain[k]["student_input_values"]),
+                                      np.asarray(in_memory[k]["student_input_values"]))
+
+
+def test_streamed_items_own_their_arrays(built):
+    # The collator may augment in place: changing one item must not change the next pass (or another item).
+    import torch
+
+    _, reference, _ = built
+    dataset = load_pairs(reference, streaming=True)
+    first = next(iter(dataset))
+    original = first["teacher_input_values"].clone()
+    first["teacher_input_values"].fill_(7.0)
+    again = next(iter(dataset))
+    assert torch.equal(again["teacher_input_values"], original)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        load_pairs(reference, streaming=True, batch_size=0)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_dataloader_workers_read_disjoint_shards_in_the_documented_order(built, monkeypatch, seed):
+    from types import SimpleNamespace
+
+    from qualityfm_hf import pairs_dataset
+
+    _, reference, manifest = built
+    dataset = load_pairs(reference, streaming=True, shuffle_shards_seed=seed)
+    order = [s["index"] for s in manifest["shards"]]  # index order, unless shuffled with the seed
+    if seed is not None:
+        np.random.default_rng(seed).shuffle(order)
+    assert [s["index"] for s in dataset.worker_shards()] == order
+    for workers in (1, 2, 4):  # 4 workers for 3 shards: one worker reads nothing
+        taken = []
+        for worker in range(workers):
+            info = SimpleNamespace(id=worker, num_workers=workers)
+            monkeypatch.setattr(pairs_dataset, "get_worker_info", lambda info=info: info)
+            taken.append([s["index"] for s in dataset.worker_shards()])
+        assert sorted(i for shards in taken for i in shards) == sorted(order)
+        assert taken == [order[w::workers] for w in range(workers)]
+
+
+def test_dataloader_workers_yield_each_pair_exactly_once(built):
+    import torch
+
+    _, reference, _ = built
+    in_memory = load_pairs(reference, return_provenance=True)
+    expected = sorted(_pair_key(in_memory[k]) for k in range(len(in_memory)))
+    loader = torch.utils.data.DataLoader(load_pairs(reference, streaming=True, return_provenance=True),
+                                         batch_size=None, num_workers=2)
+    assert sorted(_pair_key(item) for item in loader) == expected
+
+
+def test_streaming_hashes_each_shard_once_per_process_and_catches_a_replaced_one(built, tmp_path,
+                                                                                 monkeypatch):
+    from qualityfm_hf import pairs_format
+
+    _, reference, manifest = built
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)  # new paths: not hashed in this process yet
+    hashed = []
+    real_sha256 = pairs_format._sha256
+    monkeypatch.setattr(pairs_format, "_sha256", lambda path: hashed.append(path.name) or real_sha256(path))
+    dataset = load_pairs(out, streaming=True)
+    for _ in range(2):
+        assert sum(1 for _ in dataset) == manifest["counts"]["pairs"]
+    assert sorted(hashed) == sorted(f for f in os.listdir(out) if f.endswith(".parquet"))
+    damaged = out / "windows-00001.parquet"  # replaced after the dataset was opened: same size, other bytes
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="windows-00001.parquet is damaged: its sha256 does not match"):
+        list(dataset)
+
+
+def test_streaming_does_not_import_datasets(built):
+    # Importing `datasets` took 0.7-4 s per fresh process (each spawned DataLoader worker paid it again).
+    import subprocess
+    import sys
+
+    _, reference, manifest = built
+    code = ("import sys; from qualityfm_hf.pairs import load_pairs; "
+            f"n = sum(1 for _ in load_pairs({str(reference)!r}, streaming=True)); "
+            "print(n, 'datasets' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(manifest["counts"]["pairs"]), "False"]
 
 
 def test_load_pairs_table_has_provenance_columns(built):
