@@ -629,8 +629,14 @@ def pretrain(
         # The Trainer seeds only after the model exists: seed first so two runs start from the same weights.
         enable_full_determinism(training_args.seed) if training_args.full_determinism else set_seed(training_args.seed)
         model = QualityFMForSelfDistillation(config)
-    if hasattr(pairs_dataset, "__getitem__") and hasattr(pairs_dataset, "__len__") and len(pairs_dataset):
-        check_pair_item(pairs_dataset[0], model.config)  # fail before the Trainer spends time setting up
+    # Fail before the Trainer spends time setting up. A streaming dataset (`load_pairs(dir, streaming=True)`) has a
+    # `__getitem__` that raises: its first item comes from iterating.
+    if isinstance(pairs_dataset, torch.utils.data.IterableDataset):
+        first = next(iter(pairs_dataset), None)
+        if first is not None:
+            check_pair_item(first, model.config)
+    elif hasattr(pairs_dataset, "__getitem__") and hasattr(pairs_dataset, "__len__") and len(pairs_dataset):
+        check_pair_item(pairs_dataset[0], model.config)
     collator = PairCollator(
         augment=augment, seed=training_args.data_seed or training_args.seed,
         same_window_fraction=model.config.same_window_fraction,

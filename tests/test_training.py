@@ -237,6 +237,22 @@ def test_plot_loss_curves_needs_training_losses(tmp_path):
     assert with_weights != (tmp_path / "sub" / "curves.png").read_bytes()
 
 
+def test_pretrain_trains_on_streamed_pairs_from_a_real_build(tmp_path):
+    # `pretrain` checked `pairs_dataset[0]`, which a streaming (iterable) dataset does not have: it failed at once.
+    from conftest import FIXTURES, copy_records
+
+    from qualityfm_hf.pairs import build_pairs, load_pairs
+
+    records = copy_records(["v100s", "v176s"], FIXTURES, tmp_path / "records")
+    build_pairs(records, tmp_path / "pairs", records_per_shard=1, progress=False)
+    streamed = load_pairs(tmp_path / "pairs", streaming=True)
+    assert isinstance(streamed, torch.utils.data.IterableDataset)
+    trainer = pretrain(streamed, small_config(), training_args(tmp_path / "run", max_steps=2))
+    assert trainer.state.global_step == 2
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses and all(np.isfinite(losses))
+
+
 def test_pretrain_rejects_items_of_the_wrong_shape(tmp_path):
     bad = [{"teacher_input_values": torch.zeros(2, 7500), "student_input_values": torch.zeros(2, 7500)}]
     with pytest.raises(ValueError, match=r"\(2, 9000\).*\(2, 7500\)"):
