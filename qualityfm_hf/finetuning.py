@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import trainer_logs
 from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from .pretrained import resolve_model
 from .task_data import (
@@ -298,7 +299,9 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
         probe_args = dataclasses.replace(
             training_args, num_train_epochs=probe_epochs, learning_rate=probe_learning_rate, eval_strategy="no",
             save_strategy="no", load_best_model_at_end=False, output_dir=str(Path(training_args.output_dir) / "probe"))
-        Trainer(model=net, args=probe_args, train_dataset=train_dataset, data_collator=collate).train()
+        probe = Trainer(model=net, args=probe_args, train_dataset=train_dataset, data_collator=collate)
+        trainer_logs.adapt(probe)
+        probe.train()
         net.freeze_backbone(False)
     if freeze_backbone:
         net.freeze_backbone()
@@ -311,6 +314,7 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
         compute_metrics=window_auroc if by_auroc else None,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)] if validation else [],
     )
+    trainer_logs.adapt(trainer)
     result = trainer.train()
     net = trainer.model
     net.eval()

@@ -112,8 +112,9 @@ def test_finetune_cv_reports_model_and_baselines_on_the_same_folds_then_saves_th
         rc = main(["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--output",
                    str(tmp_path), "--cv", "2", "--repeats", "2", "--json", *FAST])
     assert rc == 0
-    out = capsys.readouterr().out  # the Trainer prints its log dicts to stdout when tqdm is off
-    printed = json.loads(out[out.index('{\n  "output"'):])
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)  # stdout is the JSON result alone; the Trainer's log dicts are on stderr
+    assert "step 1: {'loss'" in captured.err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     cv = metrics["cross_validation"]
     assert (cv["folds"], cv["repeats"], cv["records"]) == (2, 2, 8)

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         from ..log import set_verbosity
 
         set_verbosity(args.verbosity)
+        from ..trainer_logs import route_to_log
+
+        route_to_log()  # the Trainer's log dicts go to stderr: stdout is the result (--json)
         if getattr(args, "no_progress", False):
             from ..progress import disable_progress_bars
 
