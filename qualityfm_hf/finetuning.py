@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import shutil
 import warnings
@@ -26,6 +27,7 @@ from .task_data import (
     MODEL_INPUTS,
     build_task_table,
     collate,
+    config_task,
     crop_inputs,
     extract_features,
     get_task,
@@ -73,6 +75,11 @@ TASK_RECIPES = {
 }
 
 
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
 def load_model(task: str, model: str, **config_overrides):
     """A task head from a preset name (random init), `pretrained-base` (the shipped encoder), a saved checkpoint
     directory or a Hub repo id.
@@ -95,7 +102,33 @@ def load_model(task: str, model: str, **config_overrides):
     # the model's __init__; set them on the config instead.
     for key, value in config_overrides.items():
         setattr(config, key, value)
-    return cls.from_pretrained(model, config=config)
+    if config_task(config) is not None:  # a fine-tuned head of this task: everything must load, report it all
+        return cls.from_pretrained(model, config=config)
+    # A backbone into a head: the head's new linear layer is missing by design, and transformers would print its
+    # LOAD REPORT table for it in every fold. Quiet that one report and check here that nothing else is off.
+    # A filter, not a level: transformers runs extra checks (and logs them) when that logger's level is >= WARNING.
+    from transformers.utils import logging as hf_logging
+
+    loader_log = hf_logging.get_logger("transformers.modeling_utils")
+    drop_report = _DropLoadReport()
+    loader_log.addFilter(drop_report)
+    try:
+        net, info = cls.from_pretrained(model, config=config, output_loading_info=True)
+    finally:
+        loader_log.removeFilter(drop_report)
+    # Expected: the head's own parameters missing, and a pretraining checkpoint's decoder unused. Anything of the
+    # encoder missing, unused or of another shape is not.
+    encoder = f"{net.base_model_prefix}."
+    problems = {
+        "missing_keys": sorted(k for k in info.get("missing_keys") or [] if k.startswith(encoder)),
+        "unexpected_keys": sorted(k for k in info.get("unexpected_keys") or [] if k.startswith(encoder)),
+        "mismatched_keys": sorted(str(k) for k in info.get("mismatched_keys") or []),
+    }
+    problems = {kind: keys for kind, keys in problems.items() if keys}
+    if problems:
+        warnings.warn(f"{model}: loading it into {cls.__name__} left {problems}; those weights are freshly "
+                      "initialised or ignored.", stacklevel=2)
+    return net
 
 
 def load_feature_extractor(model: str, **options):
@@ -246,8 +279,6 @@ def init_rhythm_head(net, train: list[dict], seed: int = 0) -> None:
 
 def _is_fine_tuned(model: str) -> bool:
     """True for a checkpoint of a task head, local or on the Hub (its head is trained and must not be reset)."""
-    from .task_data import config_task
-
     model = resolve_model(model)
     return model not in PRESETS and config_task(QualityFMConfig.from_pretrained(model)) is not None
 

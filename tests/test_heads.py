@@ -125,6 +125,40 @@ def test_load_model_refuses_a_checkpoint_of_another_task(tmp_path):
     assert type(load_model("af", str(tmp_path))) is QualityFMForAFClassification
 
 
+def test_a_backbone_loads_into_a_head_quietly_and_a_damaged_one_is_named(tmp_path):
+    import logging
+    import warnings
+
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    QualityFMModel(tiny_config()).save_pretrained(tmp_path / "backbone")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    loader_log = logging.getLogger("transformers.modeling_utils")
+    loader_log.addHandler(handler)
+    try:
+        # Control: transformers itself reports the head's missing classifier in a LOAD REPORT table ...
+        QualityFMForAFClassification.from_pretrained(tmp_path / "backbone")
+        assert any("LOAD REPORT" in str(r.msg) for r in records)
+        records.clear()
+        # ... which is missing by design, so load_model shows no table and no warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            load_model("af", str(tmp_path / "backbone"))
+        assert not any("LOAD REPORT" in str(r.msg) for r in records)
+    finally:
+        loader_log.removeHandler(handler)
+    # A backbone missing an encoder tensor is named.
+    weights = load_file(tmp_path / "backbone" / "model.safetensors")
+    dropped = next(k for k in weights if "q_proj.weight" in k)
+    save_file({k: v for k, v in weights.items() if k != dropped}, tmp_path / "backbone" / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.warns(UserWarning, match=r"missing_keys.*q_proj\.weight"):
+        load_model("af", str(tmp_path / "backbone"))
+
+
 def test_heads_load_as_remote_code_without_the_package(tmp_path):
     torch.manual_seed(0)
     x = inputs()
