@@ -86,3 +86,116 @@ def test_unknown_backend_lists_the_supported_ones():
     model.config._attn_implementation = "flash_attention_2"
     with pytest.raises(ValueError, match=r"supports \['eager', 'sdpa', 'qfm_blocked'\]"):
         model(torch.randn(1, 2, 3000))
+
+
+def _qkv(batch, heads, length, head_dim, dtype=torch.float64, seed=0):
+    # (B, H, L, D) views of (B, L, H, D) tensors, as the attention layer hands them over.
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, length, heads, head_dim)
+    tensors = [torch.randn(shape, dtype=dtype, generator=generator) for _ in range(3)]
+    return [x.transpose(1, 2).requires_grad_() for x in tensors]
+
+
+def _attention_module(half_window):
+    from qualityfm_hf.modeling.modeling_qualityfm import QualityFMAttention
+
+    return QualityFMAttention(tiny_config(window_size=2 * half_window)).eval()
+
+
+@pytest.mark.parametrize("half_window", [1, 2, 4])
+@pytest.mark.parametrize("length", [1, 5, 8, 23])
+def test_blocked_function_matches_eager_values_and_input_gradients(half_window, length):
+    from qualityfm_hf.modeling.attention_qualityfm import blocked_windowed_attention, eager_windowed_attention
+
+    module = _attention_module(half_window)
+    token_mask = torch.ones(3, length, dtype=torch.bool)
+    token_mask[1, (length + 1) // 2 :] = False  # right padding inside a block
+    token_mask[2, 2:] = False
+    results = []
+    for fn, mask in ((eager_windowed_attention, windowed_mask(token_mask, half_window)),
+                     (blocked_windowed_attention, token_mask)):
+        query, key, value = _qkv(3, 2, length, 5)
+        out, _ = fn(module, query, key, value, mask)
+        out = out * token_mask[:, :, None, None]
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), query.grad, key.grad, value.grad))
+    for ref, got, name in zip(*results, ("output", "query", "key", "value")):
+        torch.testing.assert_close(got, ref, atol=1e-10, rtol=1e-10, msg=name)
+
+
+def _saved_bytes(fn):
+    """Bytes of the distinct storages autograd saves for backward while `fn` runs."""
+    storages = {}
+
+    def pack(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn()
+    return sum(storages.values())
+
+
+def test_blocked_backward_saves_no_neighbour_copies_of_keys_and_values():
+    from qualityfm_hf.modeling.attention_qualityfm import blocked_windowed_attention
+
+    half, batch, heads, length, head_dim = 4, 2, 4, 600, 32
+    module = _attention_module(half)
+    query, key, value = _qkv(batch, heads, length, head_dim, dtype=torch.float32)
+    token_mask = torch.ones(batch, length, dtype=torch.bool)
+    saved = _saved_bytes(lambda: blocked_windowed_attention(module, query, key, value, token_mask))
+    qkv = 3 * query.numel() * query.element_size()
+    probabilities = batch * heads * length * (3 * half + 1) * 4
+    # One packed copy of Q, K and V (+ zero edge blocks) and the band probabilities; concatenated neighbour
+    # blocks of K and V alone would add 2 x (K + V) more.
+    assert saved < 1.1 * (qkv + probabilities), (saved, qkv, probabilities)
+
+
+def test_blocked_attention_gradcheck_with_dropout_and_padding():
+    from qualityfm_hf.modeling.attention_qualityfm import _BlockedWindowAttention
+
+    query, key, value = _qkv(2, 2, 11, 3)
+    token_mask = torch.ones(2, 11, dtype=torch.bool)
+    token_mask[1, 8:] = False
+    for dropout in (0.0, 0.3):
+
+        def attention(q, k, v):
+            torch.manual_seed(0)  # the same dropout mask on every call of gradcheck
+            return _BlockedWindowAttention.apply(q, k, v, token_mask, 2, 0.7, dropout)
+
+        assert torch.autograd.gradcheck(attention, (query, key, value))
+
+
+def test_blocked_attention_keeps_a_non_finite_sample_to_itself():
+    from qualityfm_hf.modeling.attention_qualityfm import blocked_windowed_attention
+
+    module = _attention_module(2)
+    query, key, value = _qkv(2, 2, 10, 4, dtype=torch.float32)
+    with torch.no_grad():
+        value[0, :, 5] = float("nan")
+    out, _ = blocked_windowed_attention(module, query, key, value, torch.ones(2, 10, dtype=torch.bool))
+    out.nan_to_num(0.0).sum().backward()
+    assert torch.isfinite(out[1]).all()
+    assert torch.isfinite(query.grad[1]).all() and torch.isfinite(key.grad[1]).all()
+    assert torch.isfinite(value.grad[1]).all()
+
+
+def test_blocked_attention_in_bf16_autocast_matches_eager():
+    from qualityfm_hf.modeling.attention_qualityfm import blocked_windowed_attention, eager_windowed_attention
+
+    module = _attention_module(4)
+    token_mask = torch.ones(2, 300, dtype=torch.bool)
+    token_mask[1, 200:] = False
+    results = []
+    for fn, mask in ((eager_windowed_attention, windowed_mask(token_mask, 4)),
+                     (blocked_windowed_attention, token_mask)):
+        query, key, value = _qkv(2, 4, 300, 32, dtype=torch.float32)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = fn(module, *(x.to(torch.bfloat16) for x in (query, key, value)), mask)
+        assert out.dtype == torch.bfloat16
+        out = out.float() * token_mask[:, :, None, None]
+        out.square().sum().backward()
+        results.append((out.detach(), query.grad, key.grad, value.grad))
+    for ref, got, name in zip(*results, ("output", "query", "key", "value")):
+        assert torch.isfinite(got).all(), name
+        assert (got - ref).norm() / ref.norm() < 2e-2, name
