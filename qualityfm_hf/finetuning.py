@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import trainer_logs
 from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from .pretrained import resolve_model
 from .task_data import (
@@ -35,6 +34,7 @@ from .task_data import (
     window_crops,
 )
 from .tasks.common import dataset_metadata
+from .trainer_logs import adapt as adapt_trainer_logs
 
 # Trainer defaults for `finetune`; anything the caller passes wins. A short warm-up and a cosine decay over up to 30
 # epochs, with early stopping on validation AUROC (binary tasks; the loss for ABP), patience 8 epochs: 5 epochs at one
@@ -331,7 +331,7 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
             training_args, num_train_epochs=probe_epochs, learning_rate=probe_learning_rate, eval_strategy="no",
             save_strategy="no", load_best_model_at_end=False, output_dir=str(Path(training_args.output_dir) / "probe"))
         probe = Trainer(model=net, args=probe_args, train_dataset=train_dataset, data_collator=collate)
-        trainer_logs.adapt(probe)
+        adapt_trainer_logs(probe)
         probe.train()
         net.freeze_backbone(False)
     if freeze_backbone:
@@ -345,7 +345,7 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
         compute_metrics=window_auroc if by_auroc else None,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)] if validation else [],
     )
-    trainer_logs.adapt(trainer)
+    adapt_trainer_logs(trainer)
     result = trainer.train()
     net = trainer.model
     net.eval()

@@ -43,11 +43,11 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, enable_full_determinism, set_seed
 from transformers.utils import logging
 
-from . import trainer_logs
 from .modeling.configuration_qualityfm import QualityFMConfig
 from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
 from .modeling.rhythm_qualityfm import RHYTHM_CENTER, RHYTHM_CLIP, RHYTHM_SCALE
 from .monitors import collapse_monitors, collapse_warnings
+from .trainer_logs import adapt as adapt_trainer_logs
 
 logger = logging.get_logger(__name__)
 
@@ -654,7 +654,7 @@ def pretrain(
         base_learning_rate=base_learning_rate,
         decoupled_weight_decay=chosen.decoupled_weight_decay,
     )
-    trainer_logs.adapt(trainer)
+    adapt_trainer_logs(trainer)
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     trainer.save_model()  # student + teacher + centre, on every rank (FSDP gathers), written where should_save
     if export and trainer.is_world_process_zero():
