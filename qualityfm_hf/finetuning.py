@@ -277,12 +277,6 @@ def init_rhythm_head(net, train: list[dict], seed: int = 0) -> None:
         classifier.bias[:] = torch.as_tensor(intercept, dtype=classifier.bias.dtype)
 
 
-def _is_fine_tuned(model: str) -> bool:
-    """True for a checkpoint of a task head, local or on the Hub (its head is trained and must not be reset)."""
-    model = resolve_model(model)
-    return model not in PRESETS and config_task(QualityFMConfig.from_pretrained(model)) is not None
-
-
 def train_head(task: str, model: str, train: list[dict], validation: list[dict], training_args, *,
                pooling: str | None = None, freeze_backbone: bool = False,
                early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds: float | None = None,
@@ -315,7 +309,8 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     if training_args.metric_for_best_model == "auroc" and not by_auroc:  # regression, or one validation class
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False
     net = load_model(task, model, **task_config_overrides(task, train, pooling))
-    if net.config.classifier_rhythm_features and not regression and not _is_fine_tuned(model):
+    # A fine-tuned head of this task (its config names the head) keeps its trained weights.
+    if net.config.classifier_rhythm_features and not regression and config_task(net.config) is None:
         init_rhythm_head(net, train, seed=training_args.seed)
     crop = None
     if crop_seconds:

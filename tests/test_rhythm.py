@@ -150,3 +150,21 @@ def test_init_rhythm_head_starts_as_the_logistic_regression_on_the_statistics(af
     # Embedding weights start at 0, so the head's logit is the logistic regression's decision function.
     np.testing.assert_allclose(logits, reference.decision_function(X), rtol=1e-4, atol=1e-4)
     assert float(net.classifier.weight[:, :-8].abs().max()) == 0.0
+
+
+
+def test_a_fine_tuned_rhythm_head_keeps_its_weights_when_training_continues(tmp_path):
+    # train_head starts the head as the logistic regression only for a backbone or a preset; a fine-tuned head of
+    # the task (its config names it) is continued as it is.
+    from qualityfm_hf.finetuning import train_head, training_arguments
+
+    features, _ = extract_features(build_task_table("af", AF_2017), QualityFMFeatureExtractor(rhythm_features=True))
+    head = load_model("af", "base", classifier_rhythm_features=8, num_hidden_layers=1)
+    with torch.no_grad():
+        head.classifier.weight.fill_(0.5)
+    head.config.architectures = ["QualityFMForAFClassification"]
+    head.save_pretrained(tmp_path / "head")
+    args = training_arguments(tmp_path / "run", max_steps=1, learning_rate=1e-12, disable_tqdm=True,
+                              eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    net, _ = train_head("af", str(tmp_path / "head"), features, [], args)
+    torch.testing.assert_close(net.classifier.weight, torch.full_like(net.classifier.weight, 0.5), atol=1e-6, rtol=0)
