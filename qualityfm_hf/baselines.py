@@ -117,8 +117,6 @@ def channel(signals: np.ndarray, channel_mask: np.ndarray, index: int) -> np.nda
     return np.asarray(signals, dtype=np.float64)[index]
 
 
-
-
 def unusable_fraction(x: np.ndarray, sampling_rate: float, segment_seconds: float = 1.0) -> float:
     """Fraction of samples (0-1) that are NaN or lie in a flat `segment_seconds` segment (peak-to-peak 0).
 
@@ -135,8 +133,6 @@ def unusable_fraction(x: np.ndarray, sampling_rate: float, segment_seconds: floa
         if live.size >= 2 and np.ptp(live) == 0:
             bad[start: start + size] = True
     return float(bad.mean())
-
-
 
 
 def welch_psd(x: np.ndarray, sampling_rate: float,
@@ -256,10 +252,6 @@ def ppg_beats(ppg: np.ndarray, sampling_rate: float) -> dict[str, np.ndarray] | 
     return {"peaks": peaks, "feet": feet, "amplitudes": amplitudes, "widths": widths}
 
 
-
-
-
-
 # =============================================================================
 # VT false alarm
 # =============================================================================
@@ -367,8 +359,6 @@ def vt_features(signals: np.ndarray, channel_mask: np.ndarray, sampling_rate: fl
 # =============================================================================
 # AF
 # =============================================================================
-
-
 
 
 def af_features(signals: np.ndarray, channel_mask: np.ndarray, sampling_rate: float) -> np.ndarray:

@@ -294,7 +294,6 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     """
     from transformers import EarlyStoppingCallback, Trainer, set_seed
 
-
     set_seed(training_args.seed)
     module = get_task(task)
     regression = module.PROBLEM == "regression"

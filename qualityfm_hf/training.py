@@ -18,11 +18,11 @@ Two recipes (`RECIPES`):
   is exported. The DINO distillation term is built (projection head, per-prototype centre, teacher temperature
   warm-up 0.04 -> 0.07) but weighted 0: on the shared records, at weight 1 it lowered the VT and AF probes in
   both paired comparisons and at 0.1 it kept VT but lowered AF and quality (benchmarks/PRETRAINING.md); `--set
-  distillation_loss_weight=1` turns it on. A linear quality head predicts the pair builder's
-  quality scores of the student's window at weight 0.3 (`quality_loss_weight`): without it the encoder learns to
-  ignore quality; at weight 1 the heads fine-tuned from it were worse (PRETRAINING.md section 6). The rhythm head
-  (`rhythm_loss_weight`) is off: it lowered the probes. Every departure from the paper is a `QualityFMConfig` field or a
-  TrainingArguments value, so a run's config.json says what it did.
+  distillation_loss_weight=1` turns it on. A linear quality head predicts the pair builder's quality scores of the
+  student's window at weight 0.3 (`quality_loss_weight`): without it the encoder learns to ignore quality; at
+  weight 1 the heads fine-tuned from it were worse (PRETRAINING.md section 6). The rhythm head
+  (`rhythm_loss_weight`) is off: it lowered the probes. Every departure from the paper is a `QualityFMConfig` field
+  or a TrainingArguments value, so a run's config.json says what it did.
 
 Everything per step is a function of `state.global_step`, so nothing but the Trainer's own checkpoint is needed to
 resume.
