@@ -226,16 +226,22 @@ def rhythm_statistics(ecg: np.ndarray | None, sampling_rate: float, peaks: np.nd
     return out
 
 
+def scale_rhythm(values: np.ndarray) -> np.ndarray:
+    """`(value - RHYTHM_CENTER) / RHYTHM_SCALE` clipped at +-`RHYTHM_CLIP`, float64, NaN kept where a statistic is
+    undefined (a pretraining target masks it out of the loss)."""
+    return np.clip((np.asarray(values, dtype=np.float64) - RHYTHM_CENTER) / RHYTHM_SCALE, -RHYTHM_CLIP, RHYTHM_CLIP)
+
+
 def standardize_rhythm(values: np.ndarray) -> np.ndarray:
-    """`(value - RHYTHM_CENTER) / RHYTHM_SCALE` clipped at +-`RHYTHM_CLIP`, float32, with an undefined statistic
-    at 0 (the centre): a linear layer then reads "unknown" as "typical" instead of NaN."""
-    scaled = np.clip((np.asarray(values, dtype=np.float64) - RHYTHM_CENTER) / RHYTHM_SCALE, -RHYTHM_CLIP, RHYTHM_CLIP)
-    return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+    """`scale_rhythm` as float32 with an undefined statistic at 0 (the centre): a linear layer then reads "unknown"
+    as "typical" instead of NaN."""
+    return np.nan_to_num(scale_rhythm(values), nan=0.0).astype(np.float32)
 
 
 __all__ = [
     "RHYTHM_FEATURE_NAMES",
     "detect_r_peaks",
     "rhythm_statistics",
+    "scale_rhythm",
     "standardize_rhythm",
 ]

@@ -45,7 +45,7 @@ from transformers.utils import logging
 
 from .modeling.configuration_qualityfm import QualityFMConfig
 from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
-from .modeling.rhythm_qualityfm import RHYTHM_CENTER, RHYTHM_CLIP, RHYTHM_SCALE
+from .modeling.rhythm_qualityfm import scale_rhythm
 from .monitors import collapse_monitors, collapse_warnings
 from .trainer_logs import adapt as adapt_trainer_logs
 
@@ -266,13 +266,13 @@ class PairCollator:
 
 def rhythm_targets(window: np.ndarray, channel_mask: np.ndarray | None, sampling_rate: float) -> np.ndarray:
     """The rhythm head's target for one `(2, T)` [PPG, ECG_II] window: the R-peak statistics of
-    `baselines.af_features` of its ECG, standardised with `RHYTHM_CENTER`/`RHYTHM_SCALE` and clipped at ±5;
-    float32 `(8,)`, NaN where a statistic is undefined (fewer than 4 beats, no ECG)."""
+    `baselines.af_features` of its ECG, standardised and clipped by `rhythm_qualityfm.scale_rhythm`; float32 `(8,)`,
+    NaN where a statistic is undefined (fewer than 4 beats, no ECG)."""
     from .baselines import af_features
 
     mask = np.ones(2, np.int64) if channel_mask is None else np.asarray(channel_mask)
     values = af_features(np.asarray(window, dtype=np.float64), mask, float(sampling_rate))
-    return np.clip((values - RHYTHM_CENTER) / RHYTHM_SCALE, -RHYTHM_CLIP, RHYTHM_CLIP).astype(np.float32)
+    return scale_rhythm(values).astype(np.float32)
 
 
 def crop_window(window: np.ndarray, min_samples: int, rng: np.random.Generator,

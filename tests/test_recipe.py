@@ -302,7 +302,8 @@ def test_quality_head_is_in_the_loss_and_learns_real_window_scores():
 
 def test_rhythm_targets_are_standardised_rr_statistics_and_the_head_trains_on_them():
     from qualityfm_hf.baselines import af_features
-    from qualityfm_hf.training import RHYTHM_CENTER, RHYTHM_SCALE, rhythm_targets
+    from qualityfm_hf.modeling.rhythm_qualityfm import RHYTHM_CENTER, RHYTHM_SCALE
+    from qualityfm_hf.training import rhythm_targets
 
     pairs = RealPairs(with_channel_mask=True)
     window = pairs[0]["student_input_values"].numpy()
