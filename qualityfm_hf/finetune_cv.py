@@ -146,8 +146,9 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
             results = crossval.cross_validate(task, features, folds, baseline_method(task, kind, X, seed))
             report[f"baseline:{kind}"] = crossval.summarize(task, results, n_bootstrap)
         if "rhythm_features" in features[0] and not regression:
-            # The head reads these statistics: the same logistic regression on them alone (where its training
-            # starts, `init_rhythm_head`) says what the embedding adds.
+            # The head reads these statistics: the baseline's logistic regression on them alone is close to where
+            # its training starts (`init_rhythm_head` fits without the baseline's standard scaling), so the model
+            # minus this row is roughly what the embedding adds.
             X = np.full((len(dataset), np.asarray(features[0]["rhythm_features"]).size), np.nan)
             for f in features:
                 X[f["row"]] = np.asarray(f["rhythm_features"], dtype=np.float64).reshape(-1)

@@ -248,11 +248,12 @@ def window_auroc(eval_prediction) -> dict:
 def init_rhythm_head(net, train: list[dict], seed: int = 0) -> None:
     """Start a head that reads rhythm statistics (`config.classifier_rhythm_features`) as a logistic regression on
     them: its rhythm weights and bias are fitted on the training windows (L2, C = 1, balanced classes, as the AF
-    baseline), its embedding weights are 0.
+    baseline, but on the statistics as the feature extractor standardised them, without the baseline's imputer and
+    scaler), its embedding weights are 0.
 
     A linear layer trained by the fine-tuning schedule (lr 1e-4, a few hundred steps) moves each weight by a few
-    hundredths, far from the weights of order 1 that these statistics need; started here, the head is the
-    transparent baseline on the model's own statistics, and fine-tuning moves from it only as far as the
+    hundredths, far from the weights of order 1 that these statistics need; started here, the head is a
+    transparent logistic regression on the model's own statistics, and fine-tuning moves from it only as far as the
     embedding helps (early stopping on validation AUROC)."""
     import torch
     from sklearn.linear_model import LogisticRegression
