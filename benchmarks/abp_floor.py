@@ -3,7 +3,8 @@
 Per record-level fold, SBP/DBP MASE (scale: the training-mean MAE on the fold's training labels, as `crossval`
 reports it) of: the training mean, the training median (the MAE-optimal constant), ridge regression on the
 pulse-arrival-time and PPG-shape features (`baselines`), and a median (quantile 0.5) linear regression on them,
-which targets MAE directly.
+which targets MAE directly. It also prints why they fail: how SBP variance splits between and within records,
+and the Spearman correlation of each feature's record median with the record's mean SBP (no folds involved).
 
     python benchmarks/abp_floor.py --data ../shared/data/physionet2015_vt --seed 1000 --output floor.json
 """
@@ -56,6 +57,21 @@ def main(argv=None) -> None:
         "ridge": lambda train, test: baselines.fit_predict("abp", "ridge", X[train], y[train], X[test]),
         "median_regression": median_regression,
     }
+    # Between- vs within-record SBP variance, and which features follow a record's mean SBP at all.
+    from scipy.stats import spearmanr
+
+    names = sorted(set(records))
+    sbp_means = np.array([y[records == r, 0].mean() for r in names])
+    within = float(np.mean([y[records == r, 0].var() for r in names]))
+    print(f"SBP variance (mmHg^2): between records {sbp_means.var():.1f}, within records {within:.1f}")
+    feature_medians = np.array([np.nanmedian(X[records == r], axis=0) for r in names])
+    correlations = {}
+    for j, feature in enumerate(baselines.ABP_FEATURE_NAMES):
+        ok = np.isfinite(feature_medians[:, j])
+        rho, p_value = spearmanr(feature_medians[ok, j], sbp_means[ok])
+        correlations[feature] = {"rho": float(rho), "p": float(p_value), "records": int(ok.sum())}
+        print(f"  record median {feature:22s} vs record mean SBP: rho {rho:+.2f} (p {p_value:.2f}, {ok.sum()} records)")
+
     mase = {name: [] for name in methods}
     for fold in record_folds(sorted(set(records)), None, k=args.folds, repeats=args.repeats, seed=args.seed):
         train, test = np.isin(records, fold.train), np.isin(records, fold.test)
@@ -72,6 +88,8 @@ def main(argv=None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"seed": args.seed, "folds": args.folds, "repeats": args.repeats,
                                        "records": len(set(records)), "windows": len(records),
+                                       "sbp_variance_between_records": float(sbp_means.var()),
+                                       "sbp_variance_within_records": within, "record_correlations": correlations,
                                        "summary": summary, "per_fold": mase}, indent=1) + "\n")
 
 
