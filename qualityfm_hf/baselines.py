@@ -496,7 +496,7 @@ def feature_matrix(task: str, rows: Iterable[Mapping], *, progress: bool = False
     _check_task(task)
     function, width = TASK_FEATURES[task], len(FEATURE_NAMES[task])
     if progress:
-        from .progress import progress_bar
+        from .utils.progress import progress_bar
 
         rows = progress_bar(rows, desc=f"{task} features", leave=True)
     features = [function(row["signals"], row["channel_mask"], row["sampling_rate"]) for row in rows]

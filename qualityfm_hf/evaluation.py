@@ -272,7 +272,7 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
     kwargs = {} if window_seconds is None else {"window_seconds": window_seconds}
     if task == "abp":
         kwargs["with_targets"] = False
-    from .progress import progress_bar
+    from .utils.progress import progress_bar
 
     results = []
     for path in progress_bar(records, desc="predict", unit="record"):

@@ -29,12 +29,12 @@ from .finetuning import (
     train_head,
     training_arguments,
 )
-from .log import get_logger
 from .pretrained import resolve_model
 from .task_data import build_task_table, extract_features, get_task
 from .tasks.common import dataset_metadata
 from .tasks.metrics import choose_threshold as select_threshold
 from .tasks.metrics import classification_metrics
+from .utils.log import get_logger
 
 logger = get_logger(__name__)
 

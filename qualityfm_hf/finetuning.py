@@ -34,7 +34,7 @@ from .task_data import (
     window_crops,
 )
 from .tasks.common import dataset_metadata
-from .trainer_logs import adapt as adapt_trainer_logs
+from .utils.trainer_logs import adapt as adapt_trainer_logs
 
 # Trainer defaults for `finetune`; anything the caller passes wins. A short warm-up and a cosine decay over up to 30
 # epochs, with early stopping on validation AUROC (binary tasks; the loss for ABP), patience 8 epochs: 5 epochs at one

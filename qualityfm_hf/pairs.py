@@ -350,7 +350,7 @@ def build_pairs(
     Returns:
         `dict`: The manifest as written to `output_dir/manifest.json`.
     """
-    from .progress import progress_bar
+    from .utils.progress import progress_bar
 
     _check_engine(engine, ray_address)
     root, out = Path(input_dir), Path(output_dir)
@@ -406,7 +406,7 @@ def build_pairs(
     if engine == "local" and workers > 1 and tasks:
         import neurokit2  # noqa: F401  imported once here, so forked workers do not each pay ~5 s for it
 
-        from .processes import worker_pool
+        from .utils.processes import worker_pool
 
         pool = worker_pool(workers)  # workers die with this process, even when it is SIGKILLed
     if engine == "ray":

@@ -58,7 +58,7 @@ def embed_windows(encoder, features: list[dict], batch_size: int = 32, device: s
     """
     import torch
 
-    from .progress import progress_bar
+    from .utils.progress import progress_bar
 
     out = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
     was_training = encoder.training

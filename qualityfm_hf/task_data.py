@@ -39,7 +39,7 @@ def build_task_table(task: str, data_dir: str | Path, **options):
     """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.io`): one flat
     `datasets.Dataset` of windows with a `split` column (what fine-tuning, evaluation and probing read). The typed
     `DatasetDict` for users is `qualityfm_hf.build_task_dataset`."""
-    from .progress import progress_bar
+    from .utils.progress import progress_bar
 
     bar = progress_bar(desc=f"{task}: reading records", unit="record")
 
@@ -100,7 +100,7 @@ def extract_features(dataset, feature_extractor) -> tuple[list[dict], Counter]:
         `channel_mask` `(2,)`, `labels`, `record`, `split`, `row`; and a count by reason of rows rejected or kept
         with the PPG masked.
     """
-    from .progress import progress_bar
+    from .utils.progress import progress_bar
 
     features, notes = [], Counter()
     for index, row in enumerate(progress_bar(dataset.with_format("numpy"), desc="feature extraction",

@@ -47,7 +47,7 @@ from .modeling.configuration_qualityfm import QualityFMConfig
 from .modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at, teacher_temperature_at
 from .modeling.rhythm_qualityfm import scale_rhythm
 from .monitors import collapse_monitors, collapse_warnings
-from .trainer_logs import adapt as adapt_trainer_logs
+from .utils.trainer_logs import adapt as adapt_trainer_logs
 
 logger = logging.get_logger(__name__)
 

@@ -230,7 +230,7 @@ def test_finetune_on_one_class_refuses_in_one_line_before_training(backbone, tmp
 
 
 def test_verbosity_sets_which_package_messages_show(capsys):
-    from qualityfm_hf.log import get_logger, set_verbosity
+    from qualityfm_hf.utils.log import get_logger, set_verbosity
 
     logger = get_logger("qualityfm_hf.finetune_cv")
     try:

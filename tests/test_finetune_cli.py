@@ -211,7 +211,7 @@ print(json.dumps({"files": files, "class": type(model).__module__ + "." + type(m
 
 
 def test_progress_bars_show_on_long_loops_and_no_progress_hides_them_all(af_model, capsys, monkeypatch):
-    from qualityfm_hf import progress
+    from qualityfm_hf.utils import progress
 
     monkeypatch.setattr(progress, "_ENABLED", True)
     monkeypatch.delenv(progress.ENV, raising=False)

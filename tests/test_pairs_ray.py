@@ -15,9 +15,9 @@ import pytest
 from conftest import FIXTURES, copy_records
 
 from qualityfm_hf import pairs_ray
-from qualityfm_hf import progress as progress_module
 from qualityfm_hf.cli.main import main
 from qualityfm_hf.pairs import _complete_shards, build_pairs
+from qualityfm_hf.utils import progress as progress_module
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")

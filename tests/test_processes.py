@@ -13,7 +13,7 @@ import pytest
 
 PARENT = """
 import sys, time
-from qualityfm_hf.processes import worker_pool
+from qualityfm_hf.utils.processes import worker_pool
 
 pool = worker_pool(2)
 futures = [pool.submit(time.sleep, 600) for _ in range(2)]  # both workers busy, as while segmenting records

@@ -73,6 +73,20 @@ def test_nothing_named_modeling_or_tasks_is_installed_top_level():
             assert dotted in packages, f"{dotted} is not listed in pyproject's packages"
 
 
+def test_every_integration_sub_package_is_packaged():
+    # Issue 12: qualityfm_hf/ is grouped into sub-packages by pipeline stage; pyproject lists packages one by one, so
+    # a folder missing from that list (or without __init__.py) would be left out of the wheel.
+    import tomllib
+
+    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    folders = {path.parent for path in (REPO_ROOT / "qualityfm_hf").rglob("*.py") if "weights" not in path.parts}
+    assert len(folders) > 2
+    for folder in folders:
+        assert (folder / "__init__.py").is_file(), f"{folder} holds modules but no __init__.py"
+        dotted = ".".join(folder.relative_to(REPO_ROOT).parts)
+        assert dotted in packages, f"{dotted} is not listed in pyproject's packages"
+
+
 def _package_imports() -> dict[str, set[str]]:
     """module -> the package modules it imports, lazy imports inside functions included."""
     roots = {"qualityfm_hf": ("qualityfm_hf",), "modeling": ("qualityfm_hf", "modeling"),

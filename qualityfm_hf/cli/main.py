@@ -70,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         import qualityfm_hf
 
         qualityfm_hf.load()  # deferred by the `qualityfm` launcher until the arguments were parsed
-        from ..log import set_verbosity
+        from ..utils.log import set_verbosity
 
         set_verbosity(args.verbosity)
-        from ..trainer_logs import route_to_log
+        from ..utils.trainer_logs import route_to_log
 
         route_to_log()  # the Trainer's log dicts go to stderr: stdout is the result (--json)
         if getattr(args, "no_progress", False):
-            from ..progress import disable_progress_bars
+            from ..utils.progress import disable_progress_bars
 
             disable_progress_bars()
         result = args.func(args)

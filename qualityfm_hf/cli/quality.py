@@ -60,8 +60,8 @@ def quality_command(args) -> int:
         records = expand_records(args.records)
     except ValueError as err:
         raise QualityFMCLIError(str(err)) from None
-    from ..progress import progress_bar
     from ..record_quality import TARGET_RATE, score_record
+    from ..utils.progress import progress_bar
 
     try:
         results = [score_record(p, args.window_seconds, args.num_workers, method)

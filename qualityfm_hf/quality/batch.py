@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..processes import worker_pool
+from ..utils.processes import worker_pool
 from .common import QUALITY_CLASSES, _check_rate, _interpolate_rows, _warn, quality_class_index
 from .ecg import DEFAULT_ECG_METHOD, ECG_METHODS, _ecg_quality_batch
 from .ppg import _ppg_quality_batch

@@ -1,7 +1,7 @@
 """The package's log: `qualityfm_hf.*` loggers of the standard library, quiet by default in Python as transformers
 is (warnings only), at INFO under the `qualityfm` command (`--verbosity` changes it).
 
-    from qualityfm_hf.log import get_logger, set_verbosity
+    from qualityfm_hf.utils.log import get_logger, set_verbosity
     set_verbosity("info")  # show the progress messages of finetune_cv, quickstart, ...
 """
 
