@@ -22,12 +22,16 @@ from hub_server import FakeHub
 FAKE_TOKEN = "hf_fake_token"
 
 
-def hub_subprocess_env(endpoint: str, hf_home: str | Path, token: str = FAKE_TOKEN) -> dict[str, str]:
+def hub_subprocess_env(
+    endpoint: str, hf_home: str | Path, token: str = FAKE_TOKEN, xet: bool = True
+) -> dict[str, str]:
     """`os.environ` pointed at the fake Hub, with its own `HF_HOME` so downloads cannot hit a warm cache.
 
     Offline switches are removed (a conftest may set `HF_HUB_OFFLINE=1` for every other test) and
     telemetry/progress bars are off. Xet stays enabled, as for real users: the fake Hub never sends
     Xet headers, so transfers stay plain HTTP while `upload_folder` takes its default pipelined path.
+    `xet=False` sets `HF_HUB_DISABLE_XET=1`, which clients of `FakeHub(lfs=True)` need: huggingface_hub
+    sends LFS uploads through Xet whenever `hf_xet` is installed, and the fake Hub has no Xet storage.
     """
     env = {
         key: value
@@ -42,6 +46,8 @@ def hub_subprocess_env(endpoint: str, hf_home: str | Path, token: str = FAKE_TOK
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         TOKENIZERS_PARALLELISM="false",
     )
+    if not xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
     return env
 
 
@@ -61,6 +67,14 @@ def run_hub_python(code: str, env: dict[str, str], timeout: float = 120.0) -> su
 def fake_hub() -> Iterator[FakeHub]:
     """A running `FakeHub` (empty, in memory); stopped after the test, and by itself after 10 minutes."""
     with FakeHub(token=FAKE_TOKEN, max_lifetime_s=600.0) as hub:
+        yield hub
+
+
+@pytest.fixture
+def fake_lfs_hub() -> Iterator[FakeHub]:
+    """A running `FakeHub(lfs=True)`: binary and `.gitattributes`-matched files go through Git LFS, as on
+    the Hub. Its clients need `hub_subprocess_env(..., xet=False)`."""
+    with FakeHub(token=FAKE_TOKEN, max_lifetime_s=600.0, lfs=True) as hub:
         yield hub
 
 
