@@ -263,7 +263,7 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
 
     A record that cannot be read or has no usable window gets `{"record": ..., "error": why}` and the others are
     still predicted."""
-    from .io import expand_records, find_channel, read_recording
+    from .recordings.io import expand_records, find_channel, read_recording
 
     records = expand_records(records)
     task, model, feature_extractor = load_task_model(model_dir)

@@ -41,7 +41,7 @@ from .pairs_format import (  # noqa: F401  (FORMAT_* and read_manifest stay impo
     shard_file_problem,
 )
 from .quality import QUALITY_CLASSES
-from .segmenting import (
+from .recordings.segmenting import (
     CHANNELS,
     MAX_NAN_FRACTION,
     PHYSIONET2015_ALARM_SECONDS,
@@ -125,7 +125,7 @@ def _record_name(path: Path, root: Path) -> str:
 
 def _segment_one(task: tuple) -> RecordWindows:
     """Worker: read and segment one record. Failures become a skipped record, never a crashed build."""
-    from .io import read_recording
+    from .recordings.io import read_recording
 
     path, name, before_alarm, config = task
     try:

@@ -34,7 +34,7 @@ FEATURE_EXTRACTION_TASK = "waveform-feature-extraction"
 
 def _recording_from_arrays(inputs: dict, channel_names) -> object:
     """An in-memory `io.Recording` of a `{"PPG": array, "ECG_II": array, "sampling_rate": ...}` input."""
-    from .io import Recording
+    from .recordings.io import Recording
 
     if "sampling_rate" not in inputs:
         raise ValueError(
@@ -63,7 +63,7 @@ def _recording_from_arrays(inputs: dict, channel_names) -> object:
 
 def _array_rows(recording, window_seconds: float) -> list[dict]:
     """Consecutive windows of [PPG, ECG] on the grid of the ECG (else the PPG), like the tasks' rows."""
-    from .io import find_channel
+    from .recordings.io import find_channel
     from .tasks.common import channel_on_grid, window_starts
 
     ecg, ppg = find_channel(recording, "ECG"), find_channel(recording, "PPG")
@@ -100,7 +100,7 @@ class _WaveformPipeline(ChunkPipeline):
         module = self._task_module()
         seconds = window_seconds or (module.DEFAULT_WINDOW_SECONDS if module else self.default_window_seconds)
         if isinstance(inputs, (str, Path)):
-            from .io import find_channel, read_recording
+            from .recordings.io import find_channel, read_recording
 
             recording = read_recording(inputs)
             if module is None:

@@ -16,9 +16,9 @@ from types import ModuleType
 
 import numpy as np
 
-from .io import find_channel, read_recording
 from .modeling import heads_qualityfm
 from .modeling.configuration_qualityfm import QualityFMConfig
+from .recordings.io import find_channel, read_recording
 from .tasks import abp, af, vt_false_alarm
 
 TASKS: dict[str, ModuleType] = {"vt-false-alarm": vt_false_alarm, "af": af, "abp": abp}
@@ -36,7 +36,7 @@ def head_class(task: str) -> type:
 
 
 def build_task_table(task: str, data_dir: str | Path, **options):
-    """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.io`): one flat
+    """`tasks.<task>.build_dataset` with the package's WFDB/VitalDB reader (`qualityfm_hf.recordings.io`): one flat
     `datasets.Dataset` of windows with a `split` column (what fine-tuning, evaluation and probing read). The typed
     `DatasetDict` for users is `qualityfm_hf.build_task_dataset`."""
     from .utils.progress import progress_bar

@@ -462,8 +462,8 @@ def test_pretraining_windows_are_the_feature_extractors_windows():
 
     from conftest import FIXTURES
 
-    from qualityfm_hf.io import find_channel, read_recording
-    from qualityfm_hf.segmenting import segment_recording
+    from qualityfm_hf.recordings.io import find_channel, read_recording
+    from qualityfm_hf.recordings.segmenting import segment_recording
 
     extractor = QualityFMFeatureExtractor()
     compared = 0

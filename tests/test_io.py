@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 import wfdb
 
-from qualityfm_hf.io import Recording, find_channel, read_recording, read_vital, read_wfdb
+from qualityfm_hf.recordings.io import Recording, find_channel, read_recording, read_vital, read_wfdb
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

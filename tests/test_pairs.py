@@ -17,7 +17,6 @@ import pytest
 from conftest import FIXTURES, copy_records
 
 from qualityfm_hf import pairs as pairs_module
-from qualityfm_hf.io import Recording, read_recording
 from qualityfm_hf.pairs import (
     FORMAT_VERSION,
     WINDOW_ID_STRIDE,
@@ -29,7 +28,8 @@ from qualityfm_hf.pairs import (
 )
 from qualityfm_hf.pairs_dataset import PROVENANCE
 from qualityfm_hf.quality import quality_class_index
-from qualityfm_hf.segmenting import resample_channel, segment_recording
+from qualityfm_hf.recordings.io import Recording, read_recording
+from qualityfm_hf.recordings.segmenting import resample_channel, segment_recording
 
 RECORDS = ("v100s", "v176s", "v290s")
 E, G, A, P, B = "Excellent", "Good", "Acceptable", "Poor", "Bad"

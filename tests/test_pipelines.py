@@ -11,8 +11,8 @@ from transformers import pipeline
 import qualityfm_hf
 from qualityfm_hf import QualityFMFeatureExtractor, QualityFMModel
 from qualityfm_hf.evaluation import predict_records
-from qualityfm_hf.io import read_recording
 from qualityfm_hf.modeling.heads_qualityfm import QualityFMForABPRegression, QualityFMForAFClassification
+from qualityfm_hf.recordings.io import read_recording
 from qualityfm_hf.tasks import abp, af
 
 AF_2017 = FIXTURES / "physionet2017_af"

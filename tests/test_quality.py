@@ -255,7 +255,7 @@ def test_score_windows_combines_and_notes_missing_channels():
 
 
 def v100s_windows() -> np.ndarray:
-    from qualityfm_hf.io import find_channel, read_recording
+    from qualityfm_hf.recordings.io import find_channel, read_recording
 
     recording = read_recording(FIXTURES / "v100s")
     ppg = resample_poly(recording.signals[find_channel(recording, "PPG")], 6, 5)  # 250 -> 300 Hz

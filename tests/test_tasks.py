@@ -166,14 +166,14 @@ def test_builders_require_a_reader():
 
 
 def _recording(signals: dict, rate: float = 250.0):
-    from qualityfm_hf.io import Recording
+    from qualityfm_hf.recordings.io import Recording
 
     return Recording(name="r", signals=signals, sampling_rates={k: rate for k in signals},
                      units={k: "mV" for k in signals}, comments=[], source="")
 
 
 def test_vt_reads_the_next_ecg_lead_when_lead_ii_is_unusable_before_the_alarm():
-    from qualityfm_hf.io import find_channel
+    from qualityfm_hf.recordings.io import find_channel
     from qualityfm_hf.tasks.common import usable_ecg_channel
 
     t = np.arange(300 * 250) / 250

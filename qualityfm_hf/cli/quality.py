@@ -54,13 +54,13 @@ def quality_command(args) -> int:
     if args.ecg_method is not None and args.ecg_method not in ECG_METHODS:
         raise QualityFMCLIError(f"--ecg-method is {args.ecg_method!r}, but has to be one of {list(ECG_METHODS)}.")
     method = args.ecg_method or DEFAULT_ECG_METHOD
-    from ..io import expand_records
+    from ..recordings.io import expand_records
 
     try:
         records = expand_records(args.records)
     except ValueError as err:
         raise QualityFMCLIError(str(err)) from None
-    from ..record_quality import TARGET_RATE, score_record
+    from ..recordings.record_quality import TARGET_RATE, score_record
     from ..utils.progress import progress_bar
 
     try:

@@ -31,8 +31,8 @@ def score_record(path: str, window_seconds: float, num_workers: int | None, ecg_
     """
     import numpy as np
 
+    from ..quality import score_windows
     from .io import find_channel, read_recording
-    from .quality import score_windows
 
     try:
         recording = read_recording(path)

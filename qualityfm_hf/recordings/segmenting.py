@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..modeling.configuration_qualityfm import QualityFMConfig
+from ..modeling.feature_extraction_qualityfm import resample_channel as _resample_channel
+from ..quality import score_windows
 from .io import Recording, find_channel
-from .modeling.configuration_qualityfm import QualityFMConfig
-from .modeling.feature_extraction_qualityfm import resample_channel as _resample_channel
-from .quality import score_windows
 
 # The model's input contract, from its config: one owner for the channel order, the window and the rate.
 CHANNELS = tuple(QualityFMConfig.channel_names)  # ("PPG", "ECG_II"), paper notes §1.1
@@ -117,7 +117,7 @@ def segment_recording(
     """Kept, scored and normalised windows of one recording (paper notes §4.1, §2.1).
 
     Args:
-        recording (`Recording`): From `qualityfm_hf.io.read_recording`.
+        recording (`Recording`): From `qualityfm_hf.recordings.io.read_recording`.
         time_range (`tuple[float, float | None]`, *optional*): `[start, end)` in seconds from the recording
             start; `end=None` runs to the end. PhysioNet 2015 uses `(0, 300)`: only the 5 min before the alarm.
         window_seconds (`float`, defaults to 30): Window length in seconds; windows do not overlap; the tail
