@@ -135,18 +135,51 @@ def conv1d_as_matmul(hidden: torch.Tensor, conv: nn.Conv1d, group: int) -> torch
     right = max((rows - 1) * group * stride + span - length - pad, 0)
     flat = nn.functional.pad(hidden, (0, 0, pad, right)).reshape(batch, -1)
     patches = flat.unfold(1, span * c_in, group * stride * c_in).reshape(batch * rows, span * c_in)
-    weight = conv.weight.permute(2, 1, 0)  # (kernel, C_in, C_out)
+    weight, bias = gemm_weight(conv, group)
+    out = patches @ weight if bias is None else torch.addmm(bias, patches, weight)
+    return out.view(batch, rows * group, c_out)[:, :t_out]
+
+
+def gemm_weight(conv: nn.Conv1d, group: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The `(span·C_in, group·C_out)` GEMM weight and `(group·C_out,)` bias of `conv1d_as_matmul`.
+
+    Building it is a gather of the whole weight (about 5 MB for the base model's last conv: 2% of an fp32 batch-64
+    forward, more in bf16), so without autograd it is cached on the conv and rebuilt only when the weight changes:
+    an in-place update bumps the weight's version counter, and `.to()`/`load_state_dict(assign=True)` give it new
+    storage. The cache holds that storage, so its address cannot be reused by a different weight while cached.
+    """
+    weight = conv.weight
+    key = None
+    if not torch.is_grad_enabled() and not torch.is_inference(weight):
+        key = (weight.untyped_storage().data_ptr(), weight._version, weight.dtype, weight.device, group,
+               None if conv.bias is None else (conv.bias.untyped_storage().data_ptr(), conv.bias._version))
+        cached = getattr(conv, "_qualityfm_gemm_weight", None)
+        if cached is not None and cached[0] == key:
+            return cached[2], cached[3]
+    c_out, c_in, kernel = weight.shape
+    stride = conv.stride[0]
+    span = stride * (group - 1) + kernel
+    matrix = weight.permute(2, 1, 0)  # (kernel, C_in, C_out)
     if group > 1:
         offset = torch.arange(span, device=weight.device)[:, None] - stride * torch.arange(group, device=weight.device)
         inside = ((offset >= 0) & (offset < kernel)).to(weight.dtype)
-        weight = weight[offset.clamp(0, kernel - 1)] * inside[:, :, None, None]  # (span, G, C_in, C_out)
-        weight = weight.transpose(1, 2)  # (span, C_in, G, C_out)
-    weight = weight.reshape(span * c_in, group * c_out)
-    if conv.bias is None:
-        out = patches @ weight
-    else:
-        out = torch.addmm(conv.bias.repeat(group), patches, weight)
-    return out.view(batch, rows * group, c_out)[:, :t_out]
+        matrix = matrix[offset.clamp(0, kernel - 1)] * inside[:, :, None, None]  # (span, G, C_in, C_out)
+        matrix = matrix.transpose(1, 2)  # (span, C_in, G, C_out)
+    matrix = matrix.reshape(span * c_in, group * c_out)
+    bias = None if conv.bias is None else conv.bias.repeat(group)
+    if key is not None:
+        storages = (weight.untyped_storage(), None if conv.bias is None else conv.bias.untyped_storage())
+        conv._qualityfm_gemm_weight = (key, storages, matrix, bias)
+    return matrix, bias
+
+
+def scaled_channels_last(signal: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`(signal * scale).transpose(1, 2).contiguous()`, in one pass over the input when autograd is not recording
+    it (a `mul` with `out=` cannot be differentiated)."""
+    if torch.is_grad_enabled() and signal.requires_grad:
+        return (signal * scale).transpose(1, 2).contiguous()
+    hidden = signal.new_empty(signal.shape[0], signal.shape[2], signal.shape[1])
+    return torch.mul(signal.transpose(1, 2), scale.transpose(1, 2), out=hidden)
 
 
 class QualityFMTemporalConv(nn.Module):
@@ -176,10 +209,11 @@ class QualityFMTemporalConv(nn.Module):
         # GroupNorm follows the first conv, so the tokens hardly depend on the input's scale, but float32 statistics
         # overflow (NaN) from about 1e18. A window beyond ±LARGE_INPUT, far outside the feature extractor's
         # [-1, 1], is divided by its peak first; any other window is untouched, bit for bit.
+        # (A scale of exactly 1.0 leaves a window's values bit for bit.)
         peak = signal.detach().abs().amax(dim=(1, 2), keepdim=True)
-        signal = torch.where(peak > LARGE_INPUT, signal / peak.clamp(min=1.0), signal)
+        scale = torch.where(peak > LARGE_INPUT, 1.0 / peak.clamp(min=1.0), torch.ones_like(peak))
         matmul = self.use_matmul_conv and signal.device.type == "cpu"
-        hidden = signal.transpose(1, 2).contiguous() if matmul else signal
+        hidden = scaled_channels_last(signal, scale) if matmul else signal * scale
         for conv, norm in zip(self.convs, self.norms):
             if matmul:
                 group = max(1, round(self.matmul_columns / conv.out_channels))
