@@ -43,7 +43,7 @@ def _say(message: str) -> None:
 
 def windows_by_record(pairs_dir: Path) -> dict[str, list[tuple[float, int]]]:
     """record -> [(start seconds, class index)] of the kept windows, read from the pair shards."""
-    from .pairs_format import window_tables
+    from .pairs.format import window_tables
 
     result: dict[str, list[tuple[float, int]]] = {}
     for table in window_tables(pairs_dir, columns=["record", "start_seconds", "quality_class"]):
@@ -97,7 +97,8 @@ def run_quickstart(
     from .evaluation import plot_results  # noqa: F401  (imported early: fail before the long steps)
     from .finetune_cv import finetune_cv
     from .finetuning import training_arguments
-    from .pairs import build_pairs, load_pairs
+    from .pairs.build import build_pairs
+    from .pairs.dataset import load_pairs
     from .training import default_training_arguments, pretrain
 
     started = time.perf_counter()

@@ -16,17 +16,17 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURES, copy_records
 
-from qualityfm_hf import pairs as pairs_module
 from qualityfm_hf.pairs import (
     FORMAT_VERSION,
-    WINDOW_ID_STRIDE,
     build_pairs,
     load_pairs,
     load_pairs_table,
     make_pairs,
     read_manifest,
 )
-from qualityfm_hf.pairs_dataset import PROVENANCE
+from qualityfm_hf.pairs import build as pairs_module
+from qualityfm_hf.pairs.build import WINDOW_ID_STRIDE
+from qualityfm_hf.pairs.dataset import PROVENANCE
 from qualityfm_hf.quality import quality_class_index
 from qualityfm_hf.recordings.io import Recording, read_recording
 from qualityfm_hf.recordings.segmenting import resample_channel, segment_recording
@@ -405,7 +405,7 @@ def test_streamed_items_own_their_arrays(built):
 def test_dataloader_workers_read_disjoint_shards_in_the_documented_order(built, monkeypatch, seed):
     from types import SimpleNamespace
 
-    from qualityfm_hf import pairs_dataset
+    from qualityfm_hf.pairs import dataset as pairs_dataset
 
     _, reference, manifest = built
     dataset = load_pairs(reference, streaming=True, shuffle_shards_seed=seed)
@@ -436,7 +436,7 @@ def test_dataloader_workers_yield_each_pair_exactly_once(built):
 
 def test_streaming_hashes_each_shard_once_per_process_and_catches_a_replaced_one(built, tmp_path,
                                                                                  monkeypatch):
-    from qualityfm_hf import pairs_format
+    from qualityfm_hf.pairs import format as pairs_format
 
     _, reference, manifest = built
     out = tmp_path / "out"

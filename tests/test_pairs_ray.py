@@ -14,9 +14,9 @@ import sys
 import pytest
 from conftest import FIXTURES, copy_records
 
-from qualityfm_hf import pairs_ray
 from qualityfm_hf.cli.main import main
-from qualityfm_hf.pairs import _complete_shards, build_pairs
+from qualityfm_hf.pairs import ray as pairs_ray
+from qualityfm_hf.pairs.build import _complete_shards, build_pairs
 from qualityfm_hf.utils import progress as progress_module
 
 ray = pytest.importorskip("ray")

@@ -43,7 +43,7 @@ def test_pool_workers_die_when_their_parent_is_sigkilled():
 def test_build_pairs_and_quality_scoring_use_the_pool_that_dies_with_its_parent():
     import inspect
 
-    from qualityfm_hf import pairs
+    from qualityfm_hf.pairs import build as pairs
     from qualityfm_hf.quality import batch as quality
 
     for module in (pairs, quality):

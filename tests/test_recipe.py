@@ -17,7 +17,7 @@ from qualityfm_hf.modeling.loss_qualityfm import (
     spectral_targets,
 )
 from qualityfm_hf.monitors import collapse_monitors, collapse_warnings, effective_rank, mean_pairwise_cosine
-from qualityfm_hf.pairs import self_pairs
+from qualityfm_hf.pairs.build import self_pairs
 from qualityfm_hf.training import RECIPES, PairCollator, get_recipe, pretrain
 
 RATE = 300

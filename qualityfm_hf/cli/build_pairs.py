@@ -91,7 +91,7 @@ def _print_text(summary: dict) -> None:
 
 
 def build_pairs_command(args) -> int:
-    from ..pairs import build_pairs
+    from ..pairs.build import build_pairs
 
     if args.num_workers < 0:
         raise QualityFMCLIError(f"--num-workers must be >= 0 (0 = all cores); got {args.num_workers}.")

@@ -92,14 +92,14 @@ def parse_config_overrides(items: list[str]) -> dict:
 
 def load_pairs_dataset(directory: Path):
     """The pairs loader of `qualityfm_hf.pairs` (imported lazily: it pulls in pyarrow/datasets)."""
-    from ..pairs import load_pairs
+    from ..pairs.dataset import load_pairs
 
     return load_pairs(directory)
 
 
 def pairs_description(pairs_dirs: list[Path], datasets: list) -> str:
     """One line per pairs folder for the encoder's card: pairs, records and where they were built from."""
-    from ..pairs import read_manifest
+    from ..pairs.format import read_manifest
 
     parts = []
     for folder, dataset in zip(pairs_dirs, datasets):

@@ -16,9 +16,9 @@ atomically after every shard, lists the completed shards with their records and 
 skips those, so an interrupted build resumes where it stopped and writes nothing twice.
 
 Records are segmented and scored in local processes (`engine="local"`) or on a Ray cluster (`engine="ray"`,
-see `pairs_ray.py`); either way the driver writes every shard and the manifest, so both give the same bytes.
+see `ray.py`); either way the driver writes every shard and the manifest, so both give the same bytes.
 
-`load_pairs` and `load_pairs_table` (in `pairs_dataset.py`, which imports torch) read the directory back.
+`load_pairs` and `load_pairs_table` (`dataset.py`) read the directory back; the package re-exports them.
 """
 
 from __future__ import annotations
@@ -30,18 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pairs_format import (  # noqa: F401  (FORMAT_* and read_manifest stay importable from here)
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST,
-    _sha256,
-    _write_atomic,
-    _write_json_atomic,
-    read_manifest,
-    shard_file_problem,
-)
-from .quality import QUALITY_CLASSES
-from .recordings.segmenting import (
+from ..quality import QUALITY_CLASSES
+from ..recordings.segmenting import (
     CHANNELS,
     MAX_NAN_FRACTION,
     PHYSIONET2015_ALARM_SECONDS,
@@ -51,6 +41,15 @@ from .recordings.segmenting import (
     RecordWindows,
     is_physionet2015,
     segment_recording,
+)
+from .format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    _write_atomic,
+    _write_json_atomic,
+    read_manifest,
+    shard_file_problem,
 )
 
 MAX_NEIGHBOURS = 9  # "surrounding 5 min" in the reference code: the next 9 kept 30-s windows
@@ -63,7 +62,7 @@ ENGINES = ("local", "ray")
 
 
 def _warn(message: str) -> None:
-    from .modeling.feature_extraction_qualityfm import QualityFMWarning
+    from ..modeling.feature_extraction_qualityfm import QualityFMWarning
 
     warnings.warn(message, QualityFMWarning, stacklevel=3)
 
@@ -125,7 +124,7 @@ def _record_name(path: Path, root: Path) -> str:
 
 def _segment_one(task: tuple) -> RecordWindows:
     """Worker: read and segment one record. Failures become a skipped record, never a crashed build."""
-    from .recordings.io import read_recording
+    from ..recordings.io import read_recording
 
     path, name, before_alarm, config = task
     try:
@@ -274,7 +273,7 @@ def _check_engine(engine: str, ray_address: str | None) -> None:
     if ray_address is not None and engine != "ray":
         raise ValueError(f"ray_address={ray_address!r} needs engine='ray'; got engine={engine!r}.")
     if engine == "ray":
-        from .pairs_ray import check_address, require_ray
+        from .ray import check_address, require_ray
 
         require_ray()
         check_address(ray_address)
@@ -350,7 +349,7 @@ def build_pairs(
     Returns:
         `dict`: The manifest as written to `output_dir/manifest.json`.
     """
-    from .utils.progress import progress_bar
+    from ..utils.progress import progress_bar
 
     _check_engine(engine, ray_address)
     root, out = Path(input_dir), Path(output_dir)
@@ -406,11 +405,11 @@ def build_pairs(
     if engine == "local" and workers > 1 and tasks:
         import neurokit2  # noqa: F401  imported once here, so forked workers do not each pay ~5 s for it
 
-        from .utils.processes import worker_pool
+        from ..utils.processes import worker_pool
 
         pool = worker_pool(workers)  # workers die with this process, even when it is SIGKILLed
     if engine == "ray":
-        from .pairs_ray import ray_map
+        from .ray import ray_map
 
         results = ray_map(_segment_one, tasks, ray_address)  # completion order, shards interleaved
     else:
@@ -459,29 +458,10 @@ def _write_shard(
     return entry, statuses
 
 
-def load_pairs(directory: str | os.PathLike, streaming: bool = False, **kwargs):
-    """Teacher/student pairs of a pairs directory as a torch dataset; see `qualityfm_hf.pairs_dataset.load_pairs`."""
-    from .pairs_dataset import load_pairs as _load_pairs
-
-    return _load_pairs(directory, streaming=streaming, **kwargs)
-
-
-def load_pairs_table(directory: str | os.PathLike):
-    """Pairs with provenance as a `datasets.Dataset`; see `qualityfm_hf.pairs_dataset.load_pairs_table`."""
-    from .pairs_dataset import load_pairs_table as _load_pairs_table
-
-    return _load_pairs_table(directory)
-
-
 __all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
     "MAX_NEIGHBOURS",
     "WINDOW_ID_STRIDE",
     "build_pairs",
     "find_records",
-    "load_pairs",
-    "load_pairs_table",
     "make_pairs",
-    "read_manifest",
 ]

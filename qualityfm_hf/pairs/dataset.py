@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .pairs_format import read_manifest, shard_file_problem
+from .format import read_manifest, shard_file_problem
 
 PROVENANCE = ("teacher_window_id", "student_window_id", "record", "teacher_start_seconds", "student_start_seconds",
               "teacher_quality", "student_quality", "teacher_class", "student_class")
