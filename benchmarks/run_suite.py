@@ -132,23 +132,46 @@ def encoder_inference(batch: int, repeats: int) -> dict:
             "executed_mflop_per_window": run_flops / 1e6, "achieved_gflops": per_round(windows, flops / 1e9),
             "mfu": per_round(windows, flops / 1e9 / p["median"])}
 
-    # bf16: autocast keeps the fp32 weights and runs matmuls/convs in bf16; its peak is the bf16 matmul's.
+    # bf16, the documented path: weights loaded with `from_pretrained(..., dtype=torch.bfloat16)` and bf16 input,
+    # as the pipelines do with `dtype=torch.bfloat16`. Its peak is the bf16 matmul's.
+    import tempfile
+
+    from transformers import AutoModel
+
     p_bf16 = peak_gflops(torch.bfloat16)
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        half = AutoModel.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    x_half = x.to(torch.bfloat16)
+    with torch.inference_mode():
+        windows = [batch / s for s in timed_rounds(lambda: half(x_half), max(3, repeats // 2))]
+        out = half(x_half).last_hidden_state.float()
+    bf16 = {**bf16_figure(batch, windows, flops, p_bf16, fp32, out, reference), "path": "from_pretrained(dtype=bf16)"}
+
+    # bf16 autocast over the fp32 weights, for comparison: every call casts the weights again.
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        windows = [batch / s for s in timed_rounds(lambda: model(x), max(2, repeats // 3))]
+        windows = [batch / s for s in timed_rounds(lambda: model(x), max(3, repeats // 2))]
         out = model(x).last_hidden_state.float()
+    autocast = {**bf16_figure(batch, windows, flops, p_bf16, fp32, out, reference), "path": "autocast"}
+    return {"fp32": fp32, "bf16": bf16, "bf16_autocast": autocast}
+
+
+def bf16_figure(batch, windows, flops, p_bf16, fp32, out, reference) -> dict:
+    """Throughput as a share of the bf16 matmul peak, and the error against the fp32 tokens."""
     diff = (out - reference).abs()
-    bf16 = {"batch": batch, "P_bf16_gflops": p_bf16, "windows_per_s": spread(windows),
+    return {"batch": batch, "P_bf16_gflops": p_bf16, "windows_per_s": spread(windows),
             "achieved_gflops": per_round(windows, flops / 1e9),
             "mfu_bf16": per_round(windows, flops / 1e9 / p_bf16["median"]),
             "vs_fp32": statistics.median(windows) / fp32["windows_per_s"]["median"],
             "max_abs_diff": diff.max().item(), "max_rel_diff": (diff.max() / reference.abs().max()).item(),
             "mean_abs_diff": diff.mean().item()}
-    return {"fp32": fp32, "bf16": bf16}
 
 
-def pretraining_step(preset: str, batch: int, repeats: int) -> dict:
-    """One step outside the Trainer: student + teacher + losses + backward + Adam + EMA, split into phases."""
+def pretraining_step(preset: str, batch: int, repeats: int, bf16: bool = False) -> dict:
+    """One step outside the Trainer: student + teacher + losses + backward + Adam + EMA, split into phases.
+
+    `bf16`: the forward under bf16 autocast with fp32 weights, Adam state and EMA (what `pretrain --bf16` runs: the
+    Trainer's autocast; the losses and FFTs stay in float32); its share is of the bf16 matmul peak."""
     import torch
 
     from qualityfm_hf import QualityFMConfig
@@ -166,7 +189,8 @@ def pretraining_step(preset: str, batch: int, repeats: int) -> dict:
     teacher_x, student_x = torch.rand(batch, 2, 9000) * 2 - 1, torch.rand(batch, 2, 9000) * 2 - 1
 
     def forward_backward():
-        loss = model(teacher_x, student_x).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(teacher_x, student_x).loss
         loss.backward()
 
     def update():
@@ -178,7 +202,7 @@ def pretraining_step(preset: str, batch: int, repeats: int) -> dict:
     optimizer.zero_grad(set_to_none=True)
     forward_backward()
     update()  # warm-up: Adam state allocated
-    p = peak_gflops()
+    p = peak_gflops(torch.bfloat16 if bf16 else None)
     phases = {"forward_backward_s": [], "optimizer_ema_s": []}
     for _ in range(repeats):
         start = time.perf_counter()
@@ -189,7 +213,7 @@ def pretraining_step(preset: str, batch: int, repeats: int) -> dict:
         phases["forward_backward_s"].append(middle - start)
         phases["optimizer_ema_s"].append(end - middle)
     steps = [a + b for a, b in zip(*phases.values())]
-    return {"preset": preset, "batch_pairs": batch, "P_gflops": p, "optimizer": "Adam(fused)" if fused else
+    return {"preset": preset, "batch_pairs": batch, "bf16_autocast": bf16, "P_gflops": p, "optimizer": "Adam(fused)" if fused else
             "Adam(foreach)", "ema": "torch._foreach_lerp_", "gflop_per_step": flops / 1e9,
             "step_s": spread(steps),
             "pairs_per_s": spread([batch / s for s in steps]),
@@ -262,6 +286,8 @@ def model_figures(record, threads: int, quick: bool) -> None:
 
     record("encoder_inference", isolated("encoder_inference", 16 if quick else 64, 3 if quick else 10))
     record("pretrain_base_b32", isolated("pretraining_step", "base", 8 if quick else 32, 2 if quick else 5))
+    record("pretrain_base_b32_bf16", isolated("pretraining_step", "base", 8 if quick else 32, 2 if quick else 5,
+                                              True))
     if not quick:
         record("pretrain_huge_b32", isolated("pretraining_step", "huge", 32, 2))
     record("pretrain_huge_b2", isolated("pretraining_step", "huge", 2, 2 if quick else 4))
