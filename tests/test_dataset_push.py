@@ -139,7 +139,7 @@ def test_provenance_survives_the_hub(round_trip):
 def test_lfs_upload_download_and_unchanged_reupload(fake_lfs_hub, tmp_path):
     """The fake Hub's LFS path on its own, with huggingface_hub: what the dataset push rests on."""
     payload = bytes(range(256)) * 64  # binary: LFS whatever its name
-    code = f"""
+    code = """
 import json
 from huggingface_hub import HfApi, hf_hub_download
 payload = bytes(range(256)) * 64
@@ -153,8 +153,8 @@ api.upload_file(path_or_fileobj=payload, path_in_repo="x/blob.bin", repo_id="org
 (entry,) = [e for e in api.list_repo_tree("org/blobs", repo_type="dataset", recursive=True)
             if e.path == "x/blob.bin"]
 path = hf_hub_download("org/blobs", "x/blob.bin", repo_type="dataset", revision=first.oid)
-print(json.dumps({{"same": open(path, "rb").read() == payload, "lfs": entry.lfs and dict(entry.lfs),
-                  "size": entry.size}}))
+print(json.dumps({"same": open(path, "rb").read() == payload, "lfs": entry.lfs and dict(entry.lfs),
+                  "size": entry.size}))
 """
     env = hub_subprocess_env(fake_lfs_hub.url, tmp_path / "hf_home", xet=False)
     out = json.loads(run_hub_python(code, env).stdout.strip().splitlines()[-1])
