@@ -99,7 +99,8 @@ def run_quickstart(
     from .finetuning import training_arguments
     from .pairs.build import build_pairs
     from .pairs.dataset import load_pairs
-    from .training import default_training_arguments, pretrain
+    from .pretraining.recipes import default_training_arguments
+    from .pretraining.trainer import pretrain
 
     started = time.perf_counter()
     output_dir = Path(output_dir)
@@ -185,7 +186,7 @@ def report_checks(trainer, losses: list[dict], spectra: dict, curves: dict) -> l
     """What the report's numbers do not show by themselves: a collapsed pretraining (the collapse monitors), a
     spectral decoder that predicts a flat line, a fine-tuned model that scores every record alike. One line each;
     empty when none applies."""
-    from .monitors import collapse_warnings
+    from .pretraining.monitors import collapse_warnings
 
     config = trainer.model.config
     checks = []
@@ -225,7 +226,7 @@ def _metric_rows(results: dict) -> list[list]:
 def write_report(output_dir: Path, summary: dict, table: str) -> Path:
     losses = summary["losses"]
     first, last = (losses[0], losses[-1]) if losses else ({}, {})
-    from .training import LOSS_COMPONENTS
+    from .pretraining.recipes import LOSS_COMPONENTS
 
     components = ("loss",) + LOSS_COMPONENTS + ("teacher_entropy", "distinct_prototypes", "student_rank", "student_cosine")
     # Only what the run logged and used: a term that is off logs exactly 0, and the teacher monitors exist only

@@ -5,7 +5,7 @@ Usage: torchrun --nproc_per_node 2 tests/dist_pretrain_script.py OUTPUT_DIR [REC
 RECIPE "paper" (default) trains the small config as it is (the paper's token-level distillation); "default" applies
 the default recipe's config (no distillation term, band-power head, student crops, modality dropout).
 
-Trains a few steps of the small config on real v100s pairs through `qualityfm_hf.training.pretrain`, then every rank
+Trains a few steps of the small config on real v100s pairs through `qualityfm_hf.pretraining.pretrain`, then every rank
 computes a float64 checksum of its student, teacher and centre; rank 0 writes them with the world size and the
 rank-0 centre norm to OUTPUT_DIR/ranks.json. Identical checksums mean DDP kept the student in sync and the centre
 all-reduce and EMA updates kept teacher and centre in sync.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pretrain_helpers import RealPairs, small_config
 
-from qualityfm_hf.training import RECIPES, default_training_arguments, pretrain
+from qualityfm_hf.pretraining import RECIPES, default_training_arguments, pretrain
 
 
 def checksums(model) -> dict[str, float]:

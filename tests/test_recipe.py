@@ -1,5 +1,5 @@
 """The default pretraining recipe: learnable spectral targets, the pooled distillation head, KoLeo, the collapse
-monitors, same-window views and self-pairs (training.RECIPES["default"])."""
+monitors, same-window views and self-pairs (pretraining.RECIPES["default"])."""
 
 import math
 
@@ -16,9 +16,14 @@ from qualityfm_hf.modeling.loss_qualityfm import (
     log_power_spectrum,
     spectral_targets,
 )
-from qualityfm_hf.monitors import collapse_monitors, collapse_warnings, effective_rank, mean_pairwise_cosine
 from qualityfm_hf.pairs.build import self_pairs
-from qualityfm_hf.training import RECIPES, PairCollator, get_recipe, pretrain
+from qualityfm_hf.pretraining import RECIPES, PairCollator, get_recipe, pretrain
+from qualityfm_hf.pretraining.monitors import (
+    collapse_monitors,
+    collapse_warnings,
+    effective_rank,
+    mean_pairwise_cosine,
+)
 
 RATE = 300
 
@@ -216,7 +221,7 @@ def test_default_recipe_logs_the_monitors_and_uses_adamw(tmp_path):
 
 
 def test_student_crop_is_renormalised_padded_and_masked():
-    from qualityfm_hf.training import crop_window
+    from qualityfm_hf.pretraining.collator import crop_window
 
     rng = np.random.default_rng(0)
     window = np.stack([np.sin(np.arange(9000) / 50.0), np.zeros(9000)]).astype(np.float32) * 3.0
@@ -303,7 +308,7 @@ def test_quality_head_is_in_the_loss_and_learns_real_window_scores():
 def test_rhythm_targets_are_standardised_rr_statistics_and_the_head_trains_on_them():
     from qualityfm_hf.baselines import af_features
     from qualityfm_hf.modeling.rhythm_qualityfm import RHYTHM_CENTER, RHYTHM_SCALE
-    from qualityfm_hf.training import rhythm_targets
+    from qualityfm_hf.pretraining.collator import rhythm_targets
 
     pairs = RealPairs(with_channel_mask=True)
     window = pairs[0]["student_input_values"].numpy()

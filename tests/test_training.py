@@ -1,4 +1,4 @@
-"""Self-distillation training (qualityfm_hf/training.py, cli/pretrain.py) on real v100s pairs (paper notes §2, §4.2)."""
+"""Self-distillation training (qualityfm_hf/pretraining/, cli/pretrain.py) on real v100s pairs (paper notes §2, §4.2)."""
 
 import json
 import math
@@ -10,16 +10,15 @@ from pretrain_helpers import RealPairs, small_config
 from transformers import AutoModel, TrainerCallback
 
 from qualityfm_hf.modeling.distillation_qualityfm import QualityFMForSelfDistillation, momentum_at
-from qualityfm_hf.training import (
+from qualityfm_hf.pretraining import (
     PairCollator,
     QualityFMDistillationTrainer,
-    augment_window,
     default_training_arguments,
-    plot_loss_curves,
     pretrain,
-    scaled_learning_rate,
-    weight_decay_at,
 )
+from qualityfm_hf.pretraining.collator import augment_window
+from qualityfm_hf.pretraining.plots import plot_loss_curves
+from qualityfm_hf.pretraining.recipes import scaled_learning_rate, weight_decay_at
 
 
 def training_args(output_dir, **overrides):
@@ -229,7 +228,7 @@ def test_plot_loss_curves_needs_training_losses(tmp_path):
                for s in range(1, 4)]
     assert plot_loss_curves(history, tmp_path / "sub" / "curves.png").stat().st_size > 10_000
     # With the config's weights each panel title carries its λ (the figure differs from the one without).
-    from qualityfm_hf.training import loss_weights
+    from qualityfm_hf.pretraining.recipes import loss_weights
 
     weights = loss_weights(small_config())
     assert weights["distillation_loss"] == 1.0 and weights["amplitude_loss"] == 0.1
@@ -376,7 +375,7 @@ def test_cli_resume_skips_a_half_written_checkpoint_and_names_it(tmp_path, small
 
 
 def test_resume_true_with_no_complete_checkpoint_is_one_clear_error(tmp_path):
-    from qualityfm_hf.training import resolve_resume_checkpoint
+    from qualityfm_hf.pretraining import resolve_resume_checkpoint
 
     assert resolve_resume_checkpoint(None, tmp_path) is None and resolve_resume_checkpoint("false", tmp_path) is None
     (tmp_path / "checkpoint-3").mkdir()

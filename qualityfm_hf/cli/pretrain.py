@@ -1,7 +1,7 @@
-"""`qualityfm pretrain`: self-distillation pretraining on a pairs folder (a thin layer over `qualityfm_hf.training`).
+"""`qualityfm pretrain`: self-distillation pretraining on a pairs folder (a thin layer over `qualityfm_hf.pretraining`).
 
 Options this command does not know are parsed as `transformers.TrainingArguments` (e.g. `--max_steps 50
---per_device_train_batch_size 8 --bf16`), on top of `training.DEFAULT_TRAINING_ARGS`; `--output` is their
+--per_device_train_batch_size 8 --bf16`), on top of `pretraining.recipes.DEFAULT_TRAINING_ARGS`; `--output` is their
 `output_dir`. `--resume_from_checkpoint OUTPUT/checkpoint-N` continues a run exactly; `--resume_from_checkpoint true`
 continues from the newest complete checkpoint in `--output` (one left half-written by a killed run is skipped).
 """
@@ -63,8 +63,8 @@ def pretrain_command_parser(subparsers):
 
 
 def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "default"):
-    """`extra` CLI options as `TrainingArguments`, on top of the recipe's defaults (`training.RECIPES`)."""
-    from ..training import recipe_training_defaults
+    """`extra` CLI options as `TrainingArguments`, on top of the recipe's defaults (`pretraining.RECIPES`)."""
+    from ..pretraining.recipes import recipe_training_defaults
 
     return _parse_training_arguments(extra, recipe_training_defaults(output_dir, recipe), "pretrain")
 
@@ -120,7 +120,7 @@ def pretrain_command(args) -> int:
         if not pairs_dir.is_dir():
             raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
     training_args = parse_training_arguments(args.extra, args.output, args.recipe)
-    from ..training import resolve_resume_checkpoint
+    from ..pretraining.checkpoints import resolve_resume_checkpoint
 
     try:  # before the pairs are read: a wrong checkpoint costs nothing
         resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
@@ -131,8 +131,9 @@ def pretrain_command(args) -> int:
     from huggingface_hub.errors import StrictDataclassError
 
     from ..modeling.configuration_qualityfm import QualityFMConfig
-    from ..monitors import MONITORS
-    from ..training import FROM_RECIPE, LOSS_COMPONENTS, get_recipe, pretrain
+    from ..pretraining.monitors import MONITORS
+    from ..pretraining.recipes import FROM_RECIPE, LOSS_COMPONENTS, get_recipe
+    from ..pretraining.trainer import pretrain
 
     overrides = {key: value for key, value in (("spectral_target", args.spectral_target),
                                                 ("modality_dropout", args.modality_dropout)) if value is not None}
