@@ -34,9 +34,9 @@ def main(argv=None) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from qualityfm_hf import baselines
-    from qualityfm_hf.crossval import record_folds
-    from qualityfm_hf.task_data import build_task_table
+    from qualityfm_hf.finetuning import baselines
+    from qualityfm_hf.finetuning.crossval import record_folds
+    from qualityfm_hf.finetuning.task_data import build_task_table
 
     table = build_task_table("abp", args.data).with_format("numpy")
     X = baselines.feature_matrix("abp", table)

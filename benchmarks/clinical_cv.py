@@ -66,8 +66,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
-    from qualityfm_hf.finetune_cv import finetune_cv
     from qualityfm_hf.finetuning import training_arguments
+    from qualityfm_hf.finetuning.finetune_cv import finetune_cv
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(args.variant):

@@ -7,7 +7,7 @@ embeds, once per encoder and with the same windows for all:
 - `af`: the 30-s windows of the PhysioNet 2017 ECGs (PPG absent, masked), label AF;
 - `quality`: up to 4 kept 30-s windows per record of a pairs folder, label Good/Excellent quality class vs the rest;
 
-and scores a linear probe and k-NN with repeated record-level cross-validation (`qualityfm_hf.probing`). Each
+and scores a linear probe and k-NN with repeated record-level cross-validation (`qualityfm_hf.finetuning.probing`). Each
 encoder's result is appended to `--output` (JSON lines) as soon as it is done.
 
     python benchmarks/probe_pretraining.py --pairs PAIRS --output results.jsonl \
@@ -31,8 +31,8 @@ HIGH_QUALITY_CLASS = 3  # Good (3) and Excellent (4) vs Bad, Poor, Acceptable
 
 def task_features(task: str, data_dir: Path) -> list[dict]:
     """Feature-extracted windows of a task, built once and shared by every encoder."""
+    from qualityfm_hf.finetuning.task_data import build_task_table, extract_features
     from qualityfm_hf.modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
-    from qualityfm_hf.task_data import build_task_table, extract_features
 
     dataset = build_task_table(task, data_dir)
     features, _ = extract_features(dataset, QualityFMFeatureExtractor())
@@ -71,7 +71,7 @@ def load_encoder(spec: str):
     import torch
 
     from qualityfm_hf import QualityFMConfig, QualityFMModel
-    from qualityfm_hf.probing import load_encoder as load
+    from qualityfm_hf.finetuning.probing import load_encoder as load
 
     if spec.startswith("random:"):
         torch.manual_seed(int(spec.split(":", 1)[1]))
@@ -90,7 +90,7 @@ def main(argv=None) -> None:
     parser.add_argument("--output", type=Path, required=True, help="JSON lines, one per encoder")
     args = parser.parse_args(argv)
 
-    from qualityfm_hf.probing import embed_windows, probe_embeddings
+    from qualityfm_hf.finetuning.probing import embed_windows, probe_embeddings
 
     started = time.time()
     tasks = {

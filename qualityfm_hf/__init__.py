@@ -29,12 +29,12 @@ __all__ = [
 
 def load() -> None:
     """Import the public API and register it with the Auto classes (idempotent)."""
+    from .finetuning.task_datasets import add_model_inputs, build_task_dataset
     from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
     from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
     from .modeling.modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
     from .pretrained import pretrained_path
     from .registration import register
-    from .task_datasets import add_model_inputs, build_task_dataset
 
     globals().update(
         PRESETS=PRESETS, QualityFMConfig=QualityFMConfig, QualityFMFeatureExtractor=QualityFMFeatureExtractor,

@@ -26,8 +26,8 @@ import jinja2.meta
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
+from .finetuning.task_data import get_task
 from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
-from .task_data import get_task
 
 # Installed, the templates are package data beside this module (`qualityfm_hf/model_cards/`); in a checkout they are
 # the repository's top-level `model_cards/`.
@@ -244,7 +244,7 @@ def cross_validation_table(task: str, cv: dict) -> tuple[str, str, dict]:
         f"{cv['repeats']} × {cv['folds']}-fold cross-validation by record on {cv['records']} records "
         f"({cv['windows']} windows), stratified by class. In each fold the model is fine-tuned on the other folds "
         f"(with {int(100 * cv['inner_validation_fraction'])}% of their records held out for early stopping) and "
-        "scored on records it never saw; the transparent baselines (`qualityfm_hf.baselines`) are fitted and scored "
+        "scored on records it never saw; the transparent baselines (`qualityfm_hf.finetuning.baselines`) are fitted and scored "
         "on the same folds and windows. Metrics are per " + ("window" if regression else "record (mean over its "
         "windows)") + ". The released model was then trained once more on all records; its own performance on new "
         "data is estimated by, not equal to, these figures.")

@@ -91,7 +91,7 @@ class _WaveformPipeline(ChunkPipeline):
     default_window_seconds = 30.0
 
     def _task_module(self):
-        from .task_data import config_task, get_task
+        from .finetuning.task_data import config_task, get_task
 
         task = config_task(self.model.config)
         return None if task is None else get_task(task)
@@ -120,7 +120,7 @@ class _WaveformPipeline(ChunkPipeline):
         )
 
     def preprocess(self, inputs, window_seconds: float | None = None):
-        from .task_data import extract_row, inference_crop_samples, window_crops
+        from .finetuning.task_data import extract_row, inference_crop_samples, window_crops
 
         rows = self._rows(inputs, window_seconds)
         windows, reasons = [], []

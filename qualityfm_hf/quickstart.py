@@ -6,7 +6,7 @@
    demonstration: the losses and collapse monitors are in the report);
 4. fine-tuning: the VT false-alarm head, from the shipped pretrained encoder (`pretrained-base`, pretrained far
    longer on more records, see benchmarks/PRETRAINING.md) and from scratch, cross-validated by record on the same
-   folds as the transparent baseline (`qualityfm_hf.baselines`), then trained on all records;
+   folds as the transparent baseline (`qualityfm_hf.finetuning.baselines`), then trained on all records;
 5. evaluation: out-of-fold metrics of both and of the baselines;
 6. a report directory with `report.md`, PNG figures and the saved models (loadable with `AutoModel`).
 
@@ -94,9 +94,9 @@ def run_quickstart(
     import torch
     from transformers import AutoModel
 
-    from .evaluation import plot_results  # noqa: F401  (imported early: fail before the long steps)
-    from .finetune_cv import finetune_cv
-    from .finetuning import training_arguments
+    from .finetuning.evaluation import plot_results  # noqa: F401  (imported early: fail before the long steps)
+    from .finetuning.finetune_cv import finetune_cv
+    from .finetuning.train import training_arguments
     from .pairs.build import build_pairs
     from .pairs.dataset import load_pairs
     from .pretraining.recipes import default_training_arguments

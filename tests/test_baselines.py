@@ -1,4 +1,4 @@
-"""Handcrafted-feature baselines (`qualityfm_hf.baselines`) on real records: feature shapes and the
+"""Handcrafted-feature baselines (`qualityfm_hf.finetuning.baselines`) on real records: feature shapes and the
 finite-or-NaN contract, absent and unusable channels, AF vs normal RR irregularity, physiological pulse
 arrival time, the sklearn baselines and their errors. Records come from the test fixtures and the package's
 bundled VT records, so the file runs without the shared data folder."""
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, REPO_ROOT, copy_records
 
-from qualityfm_hf import baselines
-from qualityfm_hf.baselines import (
+from qualityfm_hf.finetuning import baselines
+from qualityfm_hf.finetuning.baselines import (
     ABP_FEATURE_NAMES,
     AF_FEATURE_NAMES,
     BASELINES,
@@ -26,7 +26,7 @@ from qualityfm_hf.baselines import (
     make_baseline,
     vt_features,
 )
-from qualityfm_hf.task_data import build_task_table
+from qualityfm_hf.finetuning.task_data import build_task_table
 
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 AF_2017 = FIXTURES / "physionet2017_af"  # REFERENCE.csv: A00009/A00015/A00067 AF, A00002/A00006/A00011 normal

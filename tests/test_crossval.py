@@ -14,7 +14,7 @@ from conftest import FIXTURES
 
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.cli.main import main
-from qualityfm_hf.crossval import Fold, cross_validate, inner_split, record_folds, summarize
+from qualityfm_hf.finetuning.crossval import Fold, cross_validate, inner_split, record_folds, summarize
 
 AF_2017 = FIXTURES / "physionet2017_af"
 FAST = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--n-bootstrap", "20",
@@ -155,7 +155,7 @@ def test_finetune_cv_rejects_one_fold(backbone, tmp_path, capsys):
 
 
 def test_default_folds_shrink_to_the_smallest_class():
-    from qualityfm_hf.finetune_cv import default_folds
+    from qualityfm_hf.finetuning.finetune_cv import default_folds
 
     assert default_folds([1] * 3 + [0] * 5) == 3
     assert default_folds([1] * 30 + [0] * 50) == 5
@@ -183,7 +183,7 @@ def test_recipe_options_are_saved_with_the_model_and_used_by_evaluate(backbone, 
 
 
 def test_test_time_crops_cover_the_window_and_average():
-    from qualityfm_hf.task_data import crop_starts, window_crops
+    from qualityfm_hf.finetuning.task_data import crop_starts, window_crops
 
     assert crop_starts(3000, 1500, 750) == [0, 750, 1500]
     assert crop_starts(3100, 1500, 750) == [0, 750, 1500, 1600]  # the last crop ends flush with the window
@@ -196,8 +196,8 @@ def test_test_time_crops_cover_the_window_and_average():
 
 
 def test_lp_ft_trains_the_head_on_the_frozen_encoder_first_then_everything(backbone, tmp_path):
-    from qualityfm_hf.finetuning import load_feature_extractor, train_head, training_arguments
-    from qualityfm_hf.task_data import build_task_table, extract_features
+    from qualityfm_hf.finetuning.task_data import build_task_table, extract_features
+    from qualityfm_hf.finetuning.train import load_feature_extractor, train_head, training_arguments
 
     features, _ = extract_features(build_task_table("af", AF_2017), load_feature_extractor(str(backbone)))
     args = training_arguments(tmp_path, max_steps=2, per_device_train_batch_size=4, disable_tqdm=True,
@@ -232,7 +232,7 @@ def test_finetune_on_one_class_refuses_in_one_line_before_training(backbone, tmp
 def test_verbosity_sets_which_package_messages_show(capsys):
     from qualityfm_hf.utils.log import get_logger, set_verbosity
 
-    logger = get_logger("qualityfm_hf.finetune_cv")
+    logger = get_logger("qualityfm_hf.finetuning.finetune_cv")
     try:
         set_verbosity("warning")
         logger.info("an info line")

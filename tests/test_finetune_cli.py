@@ -230,8 +230,8 @@ def test_only_the_main_process_writes_the_fine_tuned_outputs(backbone, tmp_path,
     # (TrainingArguments.process_index) must return the metrics and write nothing.
     from transformers import TrainingArguments
 
-    from qualityfm_hf.finetune_cv import finetune_cv
     from qualityfm_hf.finetuning import finetune, training_arguments
+    from qualityfm_hf.finetuning.finetune_cv import finetune_cv
 
     monkeypatch.setattr(TrainingArguments, "process_index", property(lambda self: 1))
     fast = dict(max_steps=2, per_device_train_batch_size=4, disable_tqdm=True)

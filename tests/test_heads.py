@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from qualityfm_hf import QualityFMModel
-from qualityfm_hf.finetuning import load_model
+from qualityfm_hf.finetuning.train import load_model
 from qualityfm_hf.modeling.heads_qualityfm import (
     QualityFMForABPRegression,
     QualityFMForAFClassification,

@@ -10,7 +10,7 @@ from transformers import pipeline
 
 import qualityfm_hf
 from qualityfm_hf import QualityFMFeatureExtractor, QualityFMModel
-from qualityfm_hf.evaluation import predict_records
+from qualityfm_hf.finetuning.evaluation import predict_records
 from qualityfm_hf.modeling.heads_qualityfm import QualityFMForABPRegression, QualityFMForAFClassification
 from qualityfm_hf.recordings.io import read_recording
 from qualityfm_hf.tasks import abp, af

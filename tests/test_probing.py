@@ -1,4 +1,4 @@
-"""Frozen-encoder embeddings and record-level probes (`qualityfm embed`, `qualityfm probe`, `qualityfm_hf.probing`).
+"""Frozen-encoder embeddings and record-level probes (`qualityfm embed`, `qualityfm probe`, `qualityfm_hf.finetuning.probing`).
 
 Embedding tests run on the 12 bundled PhysioNet 2015 records (6 true, 6 false VT alarms, with II, PLETH and ABP); the
 probe statistics are checked on synthetic embeddings whose answer is known.
@@ -20,8 +20,7 @@ from conftest import REPO_ROOT, tiny_config
 
 from qualityfm_hf import QualityFMModel
 from qualityfm_hf.cli.main import main
-from qualityfm_hf.finetuning import load_feature_extractor
-from qualityfm_hf.probing import (
+from qualityfm_hf.finetuning.probing import (
     embed_task,
     embedding_matrix,
     probe_embeddings,
@@ -30,7 +29,8 @@ from qualityfm_hf.probing import (
     record_folds,
     write_embeddings,
 )
-from qualityfm_hf.task_data import build_task_table, collate, extract_features
+from qualityfm_hf.finetuning.task_data import build_task_table, collate, extract_features
+from qualityfm_hf.finetuning.train import load_feature_extractor
 
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 

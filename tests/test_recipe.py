@@ -306,7 +306,7 @@ def test_quality_head_is_in_the_loss_and_learns_real_window_scores():
 
 
 def test_rhythm_targets_are_standardised_rr_statistics_and_the_head_trains_on_them():
-    from qualityfm_hf.baselines import af_features
+    from qualityfm_hf.finetuning.baselines import af_features
     from qualityfm_hf.modeling.rhythm_qualityfm import RHYTHM_CENTER, RHYTHM_SCALE
     from qualityfm_hf.pretraining.collator import rhythm_targets
 

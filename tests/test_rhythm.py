@@ -12,8 +12,9 @@ import pytest
 import torch
 from conftest import FIXTURES, REPO_ROOT, copy_records
 
-from qualityfm_hf.baselines import r_peaks
-from qualityfm_hf.finetuning import init_rhythm_head, load_model
+from qualityfm_hf.finetuning.baselines import r_peaks
+from qualityfm_hf.finetuning.task_data import build_task_table, collate, extract_features
+from qualityfm_hf.finetuning.train import init_rhythm_head, load_model
 from qualityfm_hf.modeling.configuration_qualityfm import QualityFMConfig
 from qualityfm_hf.modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 from qualityfm_hf.modeling.heads_qualityfm import QualityFMForAFClassification
@@ -23,7 +24,6 @@ from qualityfm_hf.modeling.rhythm_qualityfm import (
     rhythm_statistics,
     standardize_rhythm,
 )
-from qualityfm_hf.task_data import build_task_table, collate, extract_features
 
 AF_2017 = FIXTURES / "physionet2017_af"  # A00009/A00015/A00067 AF, A00002/A00006/A00011 normal
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
@@ -156,7 +156,7 @@ def test_init_rhythm_head_starts_as_the_logistic_regression_on_the_statistics(af
 def test_a_fine_tuned_rhythm_head_keeps_its_weights_when_training_continues(tmp_path):
     # train_head starts the head as the logistic regression only for a backbone or a preset; a fine-tuned head of
     # the task (its config names it) is continued as it is.
-    from qualityfm_hf.finetuning import train_head, training_arguments
+    from qualityfm_hf.finetuning.train import train_head, training_arguments
 
     features, _ = extract_features(build_task_table("af", AF_2017), QualityFMFeatureExtractor(rhythm_features=True))
     head = load_model("af", "base", classifier_rhythm_features=8, num_hidden_layers=1)

@@ -10,8 +10,8 @@ import pytest
 from conftest import FIXTURES, REPO_ROOT
 
 import qualityfm_hf
-from qualityfm_hf.task_data import build_task_table, extract_features
-from qualityfm_hf.task_datasets import load_task_feature_extractor
+from qualityfm_hf.finetuning.task_data import build_task_table, extract_features
+from qualityfm_hf.finetuning.task_datasets import load_task_feature_extractor
 
 AF_2017 = FIXTURES / "physionet2017_af"
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, REPO_ROOT, copy_records
 
-from qualityfm_hf.task_data import build_task_table
+from qualityfm_hf.finetuning.task_data import build_task_table
 from qualityfm_hf.tasks import abp, af, vt_false_alarm
 from qualityfm_hf.tasks.common import dataset_metadata, split_by_record
 
@@ -190,8 +190,8 @@ def test_vt_reads_the_next_ecg_lead_when_lead_ii_is_unusable_before_the_alarm():
 
 
 def test_a_window_whose_ecg_is_flat_is_kept_with_the_ecg_masked_when_the_ppg_is_fine():
+    from qualityfm_hf.finetuning.task_data import extract_row
     from qualityfm_hf.modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
-    from qualityfm_hf.task_data import extract_row
 
     t = np.arange(10 * 250) / 250
     signals = np.stack([np.sin(2 * np.pi * 1.2 * t), np.zeros(t.size)])

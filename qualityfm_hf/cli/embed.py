@@ -1,5 +1,5 @@
 """`qualityfm embed`: frozen-encoder embeddings of a task's windows, written to parquet (a thin layer over
-`qualityfm_hf.probing`)."""
+`qualityfm_hf.finetuning.probing`)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def check_batch_and_device(batch_size: int, device: str) -> None:
 
 def embed_frame(args):
     """`probing.embed_task` with the command's options; errors become one-line `QualityFMCLIError`s."""
-    from ..probing import embed_task
+    from ..finetuning.probing import embed_task
 
     check_batch_and_device(args.batch_size, args.device)
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
@@ -86,7 +86,7 @@ def embed_frame(args):
 def embed_command(args) -> int:
     from pathlib import Path
 
-    from ..probing import write_embeddings
+    from ..finetuning.probing import write_embeddings
 
     if Path(args.output).is_dir():
         raise QualityFMCLIError(f"--output {args.output} is a folder; expected a file path such as "

@@ -28,7 +28,7 @@ def evaluate_command_parser(subparsers):
 
 
 def evaluate_command(args) -> int:
-    from ..evaluation import evaluate_directory
+    from ..finetuning.evaluation import evaluate_directory
     from .embed import check_batch_and_device
 
     check_batch_and_device(args.batch_size, args.device)

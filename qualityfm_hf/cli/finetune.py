@@ -61,14 +61,14 @@ def finetune_command_parser(subparsers):
 
 def parse_training_arguments(extra: list[str], output_dir: str):
     """`extra` CLI options as `TrainingArguments`, on top of `finetuning.DEFAULT_TRAINING_ARGS`."""
-    from ..finetuning import DEFAULT_TRAINING_ARGS
+    from ..finetuning.train import DEFAULT_TRAINING_ARGS
 
     defaults = dict(DEFAULT_TRAINING_ARGS, output_dir=str(Path(output_dir) / "checkpoints"))
     return _parse_training_arguments(extra, defaults, "finetune")
 
 
 def finetune_command(args) -> int:
-    from ..finetuning import finetune
+    from ..finetuning.train import finetune
 
     training_args = parse_training_arguments(getattr(args, "extra", []), args.output)
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
@@ -107,7 +107,7 @@ def _extractor_options(args) -> dict:
 
 
 def _finetune_cv(args, training_args, options) -> int:
-    from ..finetune_cv import finetune_cv
+    from ..finetuning.finetune_cv import finetune_cv
 
     try:
         metrics = finetune_cv(

@@ -29,7 +29,7 @@ def predict_command_parser(subparsers):
 
 
 def predict_command(args) -> int:
-    from ..evaluation import predict_records
+    from ..finetuning.evaluation import predict_records
     from .embed import check_batch_and_device
 
     check_batch_and_device(args.batch_size, args.device)

@@ -1,5 +1,5 @@
 """`qualityfm probe`: linear probe and k-NN on frozen-encoder embeddings, scored by repeated record-level
-cross-validation (a thin layer over `qualityfm_hf.probing`)."""
+cross-validation (a thin layer over `qualityfm_hf.finetuning.probing`)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def probe_command_parser(subparsers):
 
 
 def load_frame(args):
-    from ..probing import read_embeddings
+    from ..finetuning.probing import read_embeddings
 
     if args.embeddings is not None:
         if args.model is not None or args.data is not None:
@@ -81,7 +81,7 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def probe_command(args) -> int:
-    from ..probing import probe_frame
+    from ..finetuning.probing import probe_frame
 
     if args.folds < 2 or args.repeats < 1 or args.n_bootstrap < 0:
         raise QualityFMCLIError(f"expected --folds >= 2, --repeats >= 1 and --n-bootstrap >= 0; got {args.folds}, "

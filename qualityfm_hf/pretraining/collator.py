@@ -121,7 +121,7 @@ def rhythm_targets(window: np.ndarray, channel_mask: np.ndarray | None, sampling
     """The rhythm head's target for one `(2, T)` [PPG, ECG_II] window: the R-peak statistics of
     `baselines.af_features` of its ECG, standardised and clipped by `rhythm_qualityfm.scale_rhythm`; float32 `(8,)`,
     NaN where a statistic is undefined (fewer than 4 beats, no ECG)."""
-    from ..baselines import af_features
+    from ..finetuning.baselines import af_features
 
     mask = np.ones(2, np.int64) if channel_mask is None else np.asarray(channel_mask)
     values = af_features(np.asarray(window, dtype=np.float64), mask, float(sampling_rate))

@@ -1,7 +1,7 @@
 """Clinical-task data as a `datasets.DatasetDict`: typed, split by record, with its provenance.
 
     import qualityfm_hf
-    from qualityfm_hf.task_datasets import load_task_feature_extractor
+    from qualityfm_hf.finetuning.task_datasets import load_task_feature_extractor
 
     data = qualityfm_hf.build_task_dataset("af", "../shared/data/physionet2017_af", seed=0)
     data["train"].features["label"].names                  # ['not AF', 'AF']
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tasks.common import DEFAULT_FRACTIONS, SPLITS, dataset_metadata
 from .task_data import build_task_table, extract_row, get_task
-from .tasks.common import DEFAULT_FRACTIONS, SPLITS, dataset_metadata
 
 ABP_COLUMNS = ("sbp_mmhg", "dbp_mmhg")
 
@@ -111,8 +111,8 @@ def add_model_inputs(data, feature_extractor, num_proc: int | None = None):
 
 def load_task_feature_extractor(task: str, **options):
     """The feature extractor fine-tuning uses for `task` (`finetuning.task_recipe`), with `options` on top."""
-    from .finetuning import task_recipe
-    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from ..modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from .train import task_recipe
 
     return QualityFMFeatureExtractor(**task_recipe(task, feature_extractor=options)["feature_extractor"])
 

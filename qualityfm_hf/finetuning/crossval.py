@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..tasks.common import split_by_record
+from ..tasks.metrics import MetricWarning, regression_metrics
+from ..tasks.metrics import classification as cls_metrics
+from ..tasks.metrics import regression as reg_metrics
 from .evaluation import grouped_bootstrap, per_record
 from .task_data import get_task
-from .tasks.common import split_by_record
-from .tasks.metrics import MetricWarning, regression_metrics
-from .tasks.metrics import classification as cls_metrics
-from .tasks.metrics import regression as reg_metrics
 
 INNER_VALIDATION_FRACTION = 0.15
 CLASSIFICATION_METRICS = ("auroc", "auprc")

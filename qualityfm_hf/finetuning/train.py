@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
-from .pretrained import resolve_model
+from ..modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+from ..pretrained import resolve_model
+from ..tasks.common import dataset_metadata
+from ..utils.trainer_logs import adapt as adapt_trainer_logs
 from .task_data import (
     HEAD_TO_TASK,
     MODEL_INPUTS,
@@ -33,8 +35,6 @@ from .task_data import (
     head_class,
     window_crops,
 )
-from .tasks.common import dataset_metadata
-from .utils.trainer_logs import adapt as adapt_trainer_logs
 
 # Trainer defaults for `finetune`; anything the caller passes wins. A short warm-up and a cosine decay over up to 30
 # epochs, with early stopping on validation AUROC (binary tasks; the loss for ABP), patience 8 epochs: 5 epochs at one
@@ -134,7 +134,7 @@ def load_model(task: str, model: str, **config_overrides):
 def load_feature_extractor(model: str, **options):
     """The checkpoint's saved feature extractor, or the pretraining default for presets and bare backbones; `options`
     (e.g. `bandpass=True`, `normalization="robust_channel"`) are set on it and saved with the fine-tuned model."""
-    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from ..modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
 
     model = resolve_model(model)
     if model not in PRESETS and (Path(model) / "preprocessor_config.json").is_file():
@@ -231,7 +231,7 @@ def training_arguments(output_dir: str | Path, **overrides):
 def window_auroc(eval_prediction) -> dict:
     """`compute_metrics` for binary heads: validation AUROC over windows (NaN when validation has one class), so
     early stopping follows discrimination rather than the loss, which a few confident errors dominate."""
-    from .tasks.metrics.classification import auroc
+    from ..tasks.metrics.classification import auroc
 
     logits = np.asarray(eval_prediction.predictions, dtype=np.float64).reshape(len(eval_prediction.label_ids), -1)
     labels = np.asarray(eval_prediction.label_ids).reshape(len(logits), -1)[:, 0]
@@ -381,7 +381,7 @@ def finetune(
         freeze_backbone: train the head only (linear probe).
         crop_seconds / feature_extractor_options: on top of the task's `TASK_RECIPES` entry (`crop_seconds=0`: none).
     """
-    from .cards import write_model_card
+    from ..cards import write_model_card
     from .evaluation import evaluate_features
 
     recipe = task_recipe(task, crop_seconds, feature_extractor_options)

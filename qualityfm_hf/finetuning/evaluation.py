@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tasks.metrics import bootstrap_ci, classification_metrics, regression_metrics
+from ..tasks.metrics import choose_threshold as select_threshold
+from ..tasks.metrics import classification as cls_metrics
+from ..tasks.metrics import regression as reg_metrics
 from .task_data import (
     HEAD_TO_TASK,
     build_task_table,
@@ -24,10 +28,6 @@ from .task_data import (
     inference_crop_samples,
     window_crops,
 )
-from .tasks.metrics import bootstrap_ci, classification_metrics, regression_metrics
-from .tasks.metrics import choose_threshold as select_threshold
-from .tasks.metrics import classification as cls_metrics
-from .tasks.metrics import regression as reg_metrics
 
 REGRESSION_CI_METRICS = {
     "sbp_mae": lambda t, p: reg_metrics.mean_absolute_error(t[:, 0], p[:, 0]),
@@ -145,8 +145,8 @@ def evaluate_features(task: str, model, features: list[dict], *, n_bootstrap: in
 
 def load_task_model(model_dir: str | Path, task: str | None = None):
     """Model + feature extractor of a fine-tuned checkpoint; `task` (when given) must match the checkpoint's head."""
-    from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
-    from .pretrained import resolve_model
+    from ..modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor
+    from ..pretrained import resolve_model
 
     model_dir = resolve_model(str(model_dir))
 
@@ -263,7 +263,7 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
 
     A record that cannot be read or has no usable window gets `{"record": ..., "error": why}` and the others are
     still predicted."""
-    from .recordings.io import expand_records, find_channel, read_recording
+    from ..recordings.io import expand_records, find_channel, read_recording
 
     records = expand_records(records)
     task, model, feature_extractor = load_task_model(model_dir)
@@ -272,7 +272,7 @@ def predict_records(model_dir: str | Path, records: list[str | Path], window_sec
     kwargs = {} if window_seconds is None else {"window_seconds": window_seconds}
     if task == "abp":
         kwargs["with_targets"] = False
-    from .utils.progress import progress_bar
+    from ..utils.progress import progress_bar
 
     results = []
     for path in progress_bar(records, desc="predict", unit="record"):

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..modeling.configuration_qualityfm import PRESETS
+from ..tasks.metrics import MetricWarning, auroc
 from .evaluation import grouped_bootstrap
-from .finetuning import load_feature_extractor, load_model
-from .modeling.configuration_qualityfm import PRESETS
 from .task_data import build_task_table, checkpoint_task, collate, extract_features, get_task
-from .tasks.metrics import MetricWarning, auroc
+from .train import load_feature_extractor, load_model
 
 MODEL_INPUTS = ("input_values", "attention_mask", "channel_mask")
 EMBEDDING_COLUMNS = ("record", "label", "window_start", "embedding")
@@ -58,7 +58,7 @@ def embed_windows(encoder, features: list[dict], batch_size: int = 32, device: s
     """
     import torch
 
-    from .utils.progress import progress_bar
+    from ..utils.progress import progress_bar
 
     out = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
     was_training = encoder.training
@@ -97,7 +97,7 @@ def load_encoder(model, task: str, seed: int = 0):
     model. A preset's random initialisation is seeded with `seed` (without touching the global RNG)."""
     import torch
 
-    from .modeling.modeling_qualityfm import QualityFMModel
+    from ..modeling.modeling_qualityfm import QualityFMModel
 
     if isinstance(model, (str, Path)):
         model = str(model)

@@ -17,10 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
-from . import crossval
-from .cards import write_model_card
+from ..cards import write_model_card
+from ..pretrained import resolve_model
+from ..tasks.common import dataset_metadata
+from ..tasks.metrics import choose_threshold as select_threshold
+from ..tasks.metrics import classification_metrics
+from ..utils.log import get_logger
+from .crossval import (
+    INNER_VALIDATION_FRACTION,
+    FitPredict,
+    cross_validate,
+    inner_split,
+    oof_predictions,
+    record_folds,
+    record_strata,
+    summarize,
+)
 from .evaluation import evaluate_features, predict_features
-from .finetuning import (
+from .task_data import build_task_table, extract_features, get_task
+from .train import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
     check_classes,
     is_main_process,
@@ -29,24 +44,18 @@ from .finetuning import (
     train_head,
     training_arguments,
 )
-from .pretrained import resolve_model
-from .task_data import build_task_table, extract_features, get_task
-from .tasks.common import dataset_metadata
-from .tasks.metrics import choose_threshold as select_threshold
-from .tasks.metrics import classification_metrics
-from .utils.log import get_logger
 
 logger = get_logger(__name__)
 
 
 def model_method(task: str, model: str, training_args, *, pooling=None, freeze_backbone=False,
                  early_stopping_patience=DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds=None, probe_epochs=0.0,
-                 seed=0) -> crossval.FitPredict:
+                 seed=0) -> FitPredict:
     """Fine-tuning as a cross-validation method: inner split -> `train_head` -> scores of the test windows."""
     regression = get_task(task).PROBLEM == "regression"
 
     def fit_predict(fold, train, test):
-        inner_train, validation = crossval.inner_split(task, train, seed=seed + 1000 * fold.repeat + fold.index)
+        inner_train, validation = inner_split(task, train, seed=seed + 1000 * fold.repeat + fold.index)
         output_dir = Path(training_args.output_dir) / f"repeat{fold.repeat}-fold{fold.index}"
         args = dataclasses.replace(training_args, output_dir=str(output_dir))
         try:
@@ -69,7 +78,7 @@ def model_method(task: str, model: str, training_args, *, pooling=None, freeze_b
     return fit_predict
 
 
-def baseline_method(task: str, kind: str, X: np.ndarray, seed: int = 0) -> crossval.FitPredict:
+def baseline_method(task: str, kind: str, X: np.ndarray, seed: int = 0) -> FitPredict:
     """A transparent baseline as a cross-validation method on the same windows (rows of `X` by `row`)."""
     from .baselines import fit_predict as baseline_fit_predict
 
@@ -123,28 +132,28 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected every window ({dict(rejected)}).")
     check_classes(task, features, data_dir)
-    records, strata = crossval.record_strata(task, features)
+    records, strata = record_strata(task, features)
     if cv is None:
         cv = default_folds(strata)
         if cv < DEFAULT_FOLDS:
             say(f"{cv} folds instead of {DEFAULT_FOLDS}: the smallest class has {cv} records")
-    folds = crossval.record_folds(records, strata, cv, repeats, seed)
+    folds = record_folds(records, strata, cv, repeats, seed)
     say(f"{task}: {len(records)} records, {len(features)} windows; {repeats} x {cv}-fold cross-validation by record")
 
     started = time.time()
     method = model_method(task, model, training_args, pooling=pooling, freeze_backbone=freeze_backbone,
                           early_stopping_patience=early_stopping_patience, crop_seconds=crop_seconds,
                           probe_epochs=probe_epochs, seed=seed)
-    model_results = crossval.cross_validate(task, features, folds, method, progress=say)
-    report = {"model": crossval.summarize(task, model_results, n_bootstrap)}
+    model_results = cross_validate(task, features, folds, method, progress=say)
+    report = {"model": summarize(task, model_results, n_bootstrap)}
     report["model"]["seconds"] = round(time.time() - started, 1)
     if baselines:
         from .baselines import BASELINES, feature_matrix
 
         X = feature_matrix(task, dataset.with_format("numpy"))
         for kind in BASELINES[task]:
-            results = crossval.cross_validate(task, features, folds, baseline_method(task, kind, X, seed))
-            report[f"baseline:{kind}"] = crossval.summarize(task, results, n_bootstrap)
+            results = cross_validate(task, features, folds, baseline_method(task, kind, X, seed))
+            report[f"baseline:{kind}"] = summarize(task, results, n_bootstrap)
         if "rhythm_features" in features[0] and not regression:
             # The head reads these statistics: the baseline's logistic regression on them alone is close to where
             # its training starts (`init_rhythm_head` fits without the baseline's standard scaling), so the model
@@ -152,13 +161,13 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
             X = np.full((len(dataset), np.asarray(features[0]["rhythm_features"]).size), np.nan)
             for f in features:
                 X[f["row"]] = np.asarray(f["rhythm_features"], dtype=np.float64).reshape(-1)
-            results = crossval.cross_validate(task, features, folds, baseline_method(task, "logistic", X, seed))
-            report["baseline:rhythm_logistic"] = crossval.summarize(task, results, n_bootstrap)
-    predictions = crossval.oof_predictions(task, model_results)
+            results = cross_validate(task, features, folds, baseline_method(task, "logistic", X, seed))
+            report["baseline:rhythm_logistic"] = summarize(task, results, n_bootstrap)
+    predictions = oof_predictions(task, model_results)
     metrics = {
         "task": task, "model": model, "data_dir": str(data_dir), "split_unit": "record", "seed": seed,
         "cross_validation": {"folds": cv, "repeats": repeats, "records": len(records), "windows": len(features),
-                             "inner_validation_fraction": crossval.INNER_VALIDATION_FRACTION, **report},
+                             "inner_validation_fraction": INNER_VALIDATION_FRACTION, **report},
         "skipped_records": dataset_metadata(dataset).get("skipped_records"),
         "feature_extractor_notes": dict(rejected), "dataset_options": dataset_options or {},
         "recipe": {"crop_seconds": crop_seconds, "feature_extractor": recipe["feature_extractor"],
@@ -176,7 +185,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
         (output_dir / "cv_predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
     if final:
         say(f"final model on all {len(records)} records")
-        inner_train, validation = crossval.inner_split(task, features, seed=seed)
+        inner_train, validation = inner_split(task, features, seed=seed)
         args = dataclasses.replace(training_args, output_dir=str(output_dir / "checkpoints"))
         net, info = train_head(task, model, inner_train, validation, args, pooling=pooling,
                                freeze_backbone=freeze_backbone, early_stopping_patience=early_stopping_patience,

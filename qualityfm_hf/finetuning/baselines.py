@@ -1,6 +1,6 @@
 """Transparent handcrafted-feature baselines for the three clinical tasks (false VT alarm, AF, ABP).
 
-Each feature function takes ONE task window exactly as `qualityfm_hf.task_data.build_task_table` builds it:
+Each feature function takes ONE task window exactly as `task_data.build_task_table` builds it:
 `signals` `(2, T)` in physical units, channel order [PPG, ECG] (`tasks.common.CHANNEL_ORDER`), NaN for missing
 samples and for an absent channel, `channel_mask` `(2,)` with 1 = present, and `sampling_rate` in Hz (the
 ECG's rate; the PPG is already resampled onto it). So a baseline and the neural model see the same windows.
@@ -32,7 +32,7 @@ import scipy.stats
 
 # The ECG rhythm statistics are the model's own (`modeling/rhythm_qualityfm.py`, which the feature extractor uses
 # with `rhythm_features=True`); the baseline differs only in where its R peaks come from (sleepecg).
-from .modeling.rhythm_qualityfm import (  # noqa: F401  (re-exported: the baseline's helpers live there)
+from ..modeling.rhythm_qualityfm import (  # noqa: F401  (re-exported: the baseline's helpers live there)
     BEAT_HALF_WINDOW_S,
     MAX_MISSING_FRACTION,
     MIN_BEATS,
@@ -496,7 +496,7 @@ def feature_matrix(task: str, rows: Iterable[Mapping], *, progress: bool = False
     _check_task(task)
     function, width = TASK_FEATURES[task], len(FEATURE_NAMES[task])
     if progress:
-        from .utils.progress import progress_bar
+        from ..utils.progress import progress_bar
 
         rows = progress_bar(rows, desc=f"{task} features", leave=True)
     features = [function(row["signals"], row["channel_mask"], row["sampling_rate"]) for row in rows]
