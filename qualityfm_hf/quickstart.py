@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .quality import QUALITY_CLASSES
-from .report import markdown_table, plot_quality_timeline, plot_roc_curves, plot_spectra
+from .reports.figures import markdown_table, plot_quality_timeline, plot_roc_curves, plot_spectra
 from .utils.log import get_logger
 
 logger = get_logger(__name__)

@@ -8,7 +8,7 @@ import pytest
 from hub_fixtures import run_hub_python
 from huggingface_hub import EvalResult, ModelCard
 
-from qualityfm_hf.cards import (
+from qualityfm_hf.reports.cards import (
     MODEL_CARDS_DIR,
     eval_results_from_metrics,
     format_metrics_table,

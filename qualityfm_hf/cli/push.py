@@ -21,7 +21,7 @@ def push_command_parser(subparsers):
 
 
 def push_command(args) -> int:
-    from ..hub import push_folder
+    from ..reports.hub import push_folder
 
     try:
         url = push_folder(args.model, args.repo_id, private=args.private, revision=args.revision,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cards import write_model_card
 from ..pretrained import resolve_model
+from ..reports.cards import write_model_card
 from ..tasks.common import dataset_metadata
 from ..tasks.metrics import choose_threshold as select_threshold
 from ..tasks.metrics import classification_metrics

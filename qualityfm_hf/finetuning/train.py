@@ -381,7 +381,7 @@ def finetune(
         freeze_backbone: train the head only (linear probe).
         crop_seconds / feature_extractor_options: on top of the task's `TASK_RECIPES` entry (`crop_seconds=0`: none).
     """
-    from ..cards import write_model_card
+    from ..reports.cards import write_model_card
     from .evaluation import evaluate_features
 
     recipe = task_recipe(task, crop_seconds, feature_extractor_options)

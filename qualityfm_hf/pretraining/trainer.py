@@ -256,7 +256,7 @@ def export_encoder(model: QualityFMForSelfDistillation, directory: str | Path, *
         channel_names=tuple(config.channel_names),
         segment_seconds=config.segment_seconds,
     ).save_pretrained(directory)
-    from ..cards import write_encoder_card
+    from ..reports.cards import write_encoder_card
 
     write_encoder_card(directory, config, sum(p.numel() for p in encoder.parameters()), card or {})
     return directory

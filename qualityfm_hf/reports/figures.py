@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .quality import QUALITY_CLASSES
+from ..quality import QUALITY_CLASSES
 
 # Bad -> Excellent, red to green: the order of QUALITY_CLASSES.
 CLASS_COLOURS = ("#c0392b", "#e67e22", "#f1c40f", "#7fb800", "#1e8449")

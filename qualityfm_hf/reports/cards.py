@@ -26,14 +26,14 @@ import jinja2.meta
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
-from .finetuning.task_data import get_task
-from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
+from ..finetuning.task_data import get_task
+from ..modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 
-# Installed, the templates are package data beside this module (`qualityfm_hf/model_cards/`); in a checkout they are
+# Installed, the templates are package data of the package (`qualityfm_hf/model_cards/`); in a checkout they are
 # the repository's top-level `model_cards/`.
-MODEL_CARDS_DIR = next((path for path in (Path(__file__).resolve().parent / "model_cards",
-                                          Path(__file__).resolve().parents[1] / "model_cards") if path.is_dir()),
-                       Path(__file__).resolve().parent / "model_cards")
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MODEL_CARDS_DIR = next((path for path in (_PACKAGE_DIR / "model_cards", _PACKAGE_DIR.parent / "model_cards")
+                        if path.is_dir()), _PACKAGE_DIR / "model_cards")
 TEMPLATE_NAMES = ("finetuned", "pretrained")
 # Keys of `fields` that are not template variables: they are applied to the parsed metadata.
 SPECIAL_FIELDS = ("eval_results", "extra_metadata")
