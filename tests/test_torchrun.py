@@ -167,20 +167,14 @@ def test_only_rank_0_writes_and_each_output_is_there_once_and_parses(ddp_cv):
     assert metrics["train"]["global_step"] == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="qualityfm_hf/cli/finetune.py prints the result on every rank, though only rank 0 wrote it")
 def test_rank_1_does_not_print_the_result(ddp_cv):
     first, second = ddp_cv["ranks"][0]["stdout"], ddp_cv["ranks"][1]["stdout"]
     assert "2-fold cross-validation by record" in first and "cv_predictions.json" in first
     assert "cross-validation" not in second and "cv_predictions.json" not in second
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="on a CPU-only host without --use_cpu, accelerate initialises the gloo process group but reports "
-    "DistributedType.NO, so TrainingArguments.process_index is 0 on every rank: finetuning.is_main_process is true "
-    "on both, each rank trains on all the data alone and both write the outputs",
-)
+# On a CPU-only host accelerate reports a launch without `use_cpu` as not distributed (process_index 0 on every rank,
+# each rank training on all the data and writing the outputs); `utils.distributed.cpu_launch_defaults` sets it.
 def test_without_use_cpu_only_rank_0_writes(backbone, tmp_path):
     run = run_finetune_under_torchrun(tmp_path, backbone, "--cv", "0")
     assert written(run["ranks"][0]["events"])  # rank 0 wrote the outputs

@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..utils.distributed import is_main_process
 from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
 
@@ -62,8 +63,9 @@ def finetune_command_parser(subparsers):
 def parse_training_arguments(extra: list[str], output_dir: str):
     """`extra` CLI options as `TrainingArguments`, on top of `finetuning.DEFAULT_TRAINING_ARGS`."""
     from ..finetuning.train import DEFAULT_TRAINING_ARGS
+    from ..utils.distributed import cpu_launch_defaults
 
-    defaults = dict(DEFAULT_TRAINING_ARGS, output_dir=str(Path(output_dir) / "checkpoints"))
+    defaults = dict(DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(), output_dir=str(Path(output_dir) / "checkpoints"))
     return _parse_training_arguments(extra, defaults, "finetune")
 
 
@@ -88,6 +90,8 @@ def finetune_command(args) -> int:
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
+    if not is_main_process(training_args):  # rank 0 wrote the outputs and reports them
+        return 0
     result = {"output": args.output, "test": metrics["test"], "decision_threshold": metrics["decision_threshold"]}
     if args.json:
         print(json.dumps(result, indent=2, default=float))
@@ -119,6 +123,8 @@ def _finetune_cv(args, training_args, options) -> int:
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
+    if not is_main_process(training_args):  # rank 0 wrote the outputs and reports them
+        return 0
     cv = metrics["cross_validation"]
     summary = {method: {"over_folds": {k: v for k, v in r["over_folds"].items()}, "pooled_oof": r["pooled_oof"]}
                for method, r in cv.items() if isinstance(r, dict) and "over_folds" in r}

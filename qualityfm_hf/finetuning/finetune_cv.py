@@ -22,6 +22,7 @@ from ..reports.cards import write_model_card
 from ..tasks.common import dataset_metadata
 from ..tasks.metrics import choose_threshold as select_threshold
 from ..tasks.metrics import classification_metrics
+from ..utils.distributed import is_main_process
 from ..utils.log import get_logger
 from .crossval import (
     INNER_VALIDATION_FRACTION,
@@ -38,7 +39,6 @@ from .task_data import build_task_table, extract_features, get_task
 from .train import (
     DEFAULT_EARLY_STOPPING_PATIENCE,
     check_classes,
-    is_main_process,
     load_feature_extractor,
     task_recipe,
     train_head,

@@ -22,6 +22,7 @@ import numpy as np
 from ..modeling.configuration_qualityfm import PRESETS, QualityFMConfig
 from ..pretrained import resolve_model
 from ..tasks.common import dataset_metadata
+from ..utils.distributed import cpu_launch_defaults, is_main_process
 from ..utils.trainer_logs import adapt as adapt_trainer_logs
 from .task_data import (
     HEAD_TO_TASK,
@@ -225,7 +226,8 @@ def task_config_overrides(task: str, train: list[dict], pooling: str | None) -> 
 def training_arguments(output_dir: str | Path, **overrides):
     from transformers import TrainingArguments
 
-    return TrainingArguments(output_dir=str(output_dir), **{**DEFAULT_TRAINING_ARGS, **overrides})
+    return TrainingArguments(output_dir=str(output_dir), **{**DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(),
+                                                            **overrides})
 
 
 def window_auroc(eval_prediction) -> dict:
@@ -443,14 +445,8 @@ def finetune(
     return metrics
 
 
-def is_main_process(training_args) -> bool:
-    """True on the process that writes outputs: rank 0 of a distributed run, or the only process."""
-    return getattr(training_args, "process_index", 0) == 0
-
-
 __all__ = [
     "DEFAULT_EARLY_STOPPING_PATIENCE",
-    "is_main_process",
     "DEFAULT_TRAINING_ARGS",
     "TASK_RECIPES",
     "WindowDataset",

@@ -32,6 +32,7 @@ from transformers import TrainingArguments
 
 from ..modeling.configuration_qualityfm import QualityFMConfig
 from ..modeling.distillation_qualityfm import momentum_at
+from ..utils.distributed import cpu_launch_defaults
 
 BASE_LEARNING_RATE = 1e-4  # per 256 pairs: lr = BASE_LEARNING_RATE × total_batch / 256 (2e-4 at the paper's 512)
 REFERENCE_BATCH_SIZE = 256
@@ -144,8 +145,8 @@ def weight_decay_at(step: int, max_steps: int, start: float = WEIGHT_DECAY_START
 
 def recipe_training_defaults(output_dir: str | Path, recipe: str = DEFAULT_RECIPE) -> dict:
     """`DEFAULT_TRAINING_ARGS` with the recipe's values on top: the defaults of `qualityfm pretrain --recipe R`."""
-    return dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), **get_recipe(recipe).training_args, output_dir=str(output_dir),
-                dataloader_pin_memory=torch.cuda.is_available())
+    return dict(copy.deepcopy(DEFAULT_TRAINING_ARGS), **get_recipe(recipe).training_args, **cpu_launch_defaults(),
+                output_dir=str(output_dir), dataloader_pin_memory=torch.cuda.is_available())
 
 
 def default_training_arguments(output_dir: str | Path, recipe: str = DEFAULT_RECIPE, **overrides) -> TrainingArguments:
