@@ -23,13 +23,20 @@ __all__ = [
     "build_task_dataset",
     "load",
     "pretrained_path",
+    "push_task_dataset",
     "register",
+    "task_dataset_provenance",
 ]
 
 
 def load() -> None:
     """Import the public API and register it with the Auto classes (idempotent)."""
-    from .finetuning.task_datasets import add_model_inputs, build_task_dataset
+    from .finetuning.task_datasets import (
+        add_model_inputs,
+        build_task_dataset,
+        push_task_dataset,
+        task_dataset_provenance,
+    )
     from .modeling.configuration_qualityfm import PRESETS, QualityFMConfig
     from .modeling.feature_extraction_qualityfm import QualityFMFeatureExtractor, QualityFMWarning
     from .modeling.modeling_qualityfm import QualityFMForPretraining, QualityFMModel, QualityFMPreTrainedModel
@@ -41,7 +48,8 @@ def load() -> None:
         QualityFMForPretraining=QualityFMForPretraining, QualityFMModel=QualityFMModel,
         QualityFMPreTrainedModel=QualityFMPreTrainedModel, QualityFMWarning=QualityFMWarning,
         pretrained_path=pretrained_path, register=register, add_model_inputs=add_model_inputs,
-        build_task_dataset=build_task_dataset,
+        build_task_dataset=build_task_dataset, push_task_dataset=push_task_dataset,
+        task_dataset_provenance=task_dataset_provenance,
     )
     register()
 

@@ -34,6 +34,10 @@ data = qualityfm_hf.build_task_dataset("vt-false-alarm", {data_dir!r}, seed=5)
 # Two shards for train, so load_dataset has to put a split back together from several files.
 commit = data.push_to_hub({repo_id!r}, commit_message="VT windows", num_shards={{"train": 2}})
 loaded = datasets.load_dataset({repo_id!r}, cache_dir={cache_dir!r})
+# The same, with the provenance kept in the dataset card.
+qualityfm_hf.push_task_dataset(data, {repo_id!r} + "-kept")
+provenance = qualityfm_hf.task_dataset_provenance({repo_id!r} + "-kept")
+kept = datasets.load_dataset({repo_id!r} + "-kept", cache_dir={cache_dir!r})
 
 
 def same_rows(a, b):
@@ -63,6 +67,8 @@ print(json.dumps({{
     "first_label": [data["train"][0]["label"], loaded["train"][0]["label"]],
     "signal_shape": list(np.asarray(loaded["train"][0]["signals"]).shape),
     "description": [data["train"].info.description, loaded["train"].info.description],
+    "provenance": provenance,
+    "kept_rows": {{s: kept[s].num_rows for s in kept}},
 }}))
 """
 
@@ -78,6 +84,7 @@ def round_trip(tmp_path_factory):
         yield {
             "out": out,
             "files": hub.files(REPO_ID, repo_type="dataset"),
+            "kept_files": hub.files(REPO_ID + "-kept", repo_type="dataset"),
             "lfs": hub.lfs_files(REPO_ID, repo_type="dataset"),
             "requests": list(hub.requests),
             "unhandled": list(hub.unhandled),
@@ -117,23 +124,26 @@ def test_shards_went_through_lfs_and_load_dataset_read_them_from_the_hub(round_t
         s: rows[0] for s, rows in round_trip["out"]["rows"].items()
     }
     requests = round_trip["requests"]
-    assert sum(path.endswith(".git/info/lfs/objects/batch") for _, path in requests) == len(shards)
+    assert sum(path.endswith(".git/info/lfs/objects/batch") and f"/{REPO_ID}.git/" in path
+               for _, path in requests) == len(shards)
     commit = round_trip["out"]["commit"]
     for shard in shards:  # load_dataset downloaded every shard from the pushed commit
         assert ("GET", f"/datasets/{REPO_ID}/resolve/{commit}/{shard}") in requests
     assert round_trip["unhandled"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build_task_dataset keeps its provenance (task, seed, record -> split) in DatasetInfo.description, "
-    "which push_to_hub does not write to the dataset card (datasets keeps only features, splits and sizes "
-    "in its YAML), so load_dataset gives it back empty; save_to_disk keeps it.",
-)
-def test_provenance_survives_the_hub(round_trip):
-    original, loaded = round_trip["out"]["description"]
-    assert json.loads(original)["seed"] == 5
-    assert loaded and json.loads(loaded) == json.loads(original)
+def test_push_to_hub_drops_the_provenance_and_push_task_dataset_keeps_it(round_trip):
+    out = round_trip["out"]
+    original = json.loads(out["description"][0])
+    assert original["seed"] == 5 and len(original["splits"]) == 12
+    # datasets writes only features, splits and sizes into the card: load_dataset gives no description back.
+    assert not out["description"][1]
+    assert out["provenance"] == original  # every record's split, the seed, the options
+    assert out["kept_rows"] == {s: rows[0] for s, rows in out["rows"].items()}
+    card = DatasetCard(round_trip["kept_files"]["README.md"].decode())
+    assert "## Provenance" in card.text and "seed 5" in card.text
+    plain = DatasetCard(round_trip["files"]["README.md"].decode()).data.dataset_info
+    assert {k: card.data.dataset_info[k] for k in ("features", "splits")} == {k: plain[k] for k in ("features", "splits")}
 
 
 def test_lfs_upload_download_and_unchanged_reupload(fake_lfs_hub, tmp_path):

@@ -75,8 +75,7 @@ def test_model_inputs_through_dataset_map_equal_fine_tunings(af_data):
             assert row["model_channel_mask"] == list(reference["channel_mask"])
 
 
-# push_to_hub is datasets' own; the loopback Hub of tests/hub_server.py has no LFS upload path, which datasets needs
-# for its Parquet shards, so it is not exercised here.
+# push_to_hub and push_task_dataset through the loopback Hub: tests/test_dataset_push.py.
 def test_save_to_disk_round_trip_keeps_features_and_info(af_data, tmp_path):
     import datasets
 

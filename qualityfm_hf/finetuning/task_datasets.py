@@ -6,14 +6,16 @@
     data = qualityfm_hf.build_task_dataset("af", "../shared/data/physionet2017_af", seed=0)
     data["train"].features["label"].names                  # ['not AF', 'AF']
     inputs = qualityfm_hf.add_model_inputs(data, load_task_feature_extractor("af"), num_proc=2)
-    data.save_to_disk("af_windows")                        # or data.push_to_hub("org/af-windows")
+    data.save_to_disk("af_windows")                        # or qualityfm_hf.push_task_dataset(data, "org/af-windows")
 
 Each row is one task window as `tasks.<task>.build_dataset` cuts it (`signals` `[PPG, ECG]` at the record's own
 rate, `channel_mask`, `sampling_rate`, `record`, `start_seconds`, `channels`) with the label typed: `ClassLabel`
 with the task's names for VT alarms and AF, `sbp_mmhg`/`dbp_mmhg` floats for ABP. Records, never windows, are
 split into train/validation/test (stratified by label, seeded), so no patient is in two splits. `DatasetInfo`
 holds the provenance: `description` is the JSON of `tasks.common.dataset_metadata` (task, seed, fractions, every
-record's split, options, records skipped and why), `homepage` the data folder.
+record's split, options, records skipped and why), `homepage` the data folder. `save_to_disk` keeps it;
+`DatasetDict.push_to_hub` does not (its card holds only features, splits and sizes), so `push_task_dataset` also
+writes it into the dataset card, where `task_dataset_provenance(repo_id)` reads it back.
 
 `add_model_inputs` runs the feature extractor through `Dataset.map` (`num_proc` workers; datasets caches the
 result for datasets loaded from disk), the same per-window step fine-tuning uses (`task_data.extract_row`).
@@ -87,6 +89,48 @@ def build_task_dataset(task: str, data_dir: str | Path, *, seed: int = 0,
     })
 
 
+PROVENANCE_KEY = "qualityfm_provenance"
+
+
+def push_task_dataset(data, repo_id: str, **push_kwargs):
+    """`data.push_to_hub(repo_id, **push_kwargs)`, then the provenance into the dataset card.
+
+    `push_to_hub` writes features, splits and sizes into the card but drops `DatasetInfo.description`, so the split
+    seed and each record's split would be lost on the Hub. Here they go into the card's YAML under
+    `qualityfm_provenance` and into a readable section. Returns the `CommitInfo` of the card's commit."""
+    from huggingface_hub import DatasetCard
+
+    description = next(iter(data.values())).info.description
+    if not description:
+        raise ValueError("this DatasetDict has no provenance in its info.description; push one that "
+                         "build_task_dataset returned, or call its push_to_hub directly.")
+    metadata = json.loads(description)
+    data.push_to_hub(repo_id, **push_kwargs)
+    hub = {k: push_kwargs[k] for k in ("token", "revision") if push_kwargs.get(k) is not None}
+    card = DatasetCard.load(repo_id, repo_type="dataset", **hub)
+    card.data[PROVENANCE_KEY] = metadata
+    counts = ", ".join(f"{split} {sum(1 for s in metadata.get('splits', {}).values() if s == split)}"
+                       for split in SPLITS)
+    card.text = (card.text.rstrip() + "\n\n## Provenance\n\n"
+                 f"Windows of the `{metadata.get('task')}` task cut by qualityfm-hf's `build_task_dataset`; records "
+                 f"split by record with seed {metadata.get('seed')} (records per split: {counts}). The full "
+                 f"provenance (every record's split, options, records skipped and why) is the `{PROVENANCE_KEY}` "
+                 "entry of this card's metadata: `qualityfm_hf.task_dataset_provenance(repo_id)`.\n")
+    return card.push_to_hub(repo_id, repo_type="dataset", commit_message="Add the provenance of the task windows",
+                            **hub)
+
+
+def task_dataset_provenance(repo_id: str, **hub_kwargs) -> dict:
+    """The provenance `push_task_dataset` wrote into a dataset repo's card (`token`/`revision` as hub_kwargs)."""
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(repo_id, repo_type="dataset", **hub_kwargs)
+    if PROVENANCE_KEY not in card.data:
+        raise ValueError(f"the dataset card of {repo_id} has no {PROVENANCE_KEY!r} entry; it was not pushed with "
+                         "qualityfm_hf.push_task_dataset.")
+    return dict(card.data[PROVENANCE_KEY])
+
+
 def add_model_inputs(data, feature_extractor, num_proc: int | None = None):
     """Add the model's inputs to every row through `Dataset.map`: `input_values` `(2, T)` at 300 Hz,
     `attention_mask` `(T,)`, `model_channel_mask` `(2,)` (a single unusable channel masked, as in fine-tuning) and
@@ -117,4 +161,11 @@ def load_task_feature_extractor(task: str, **options):
     return QualityFMFeatureExtractor(**task_recipe(task, feature_extractor=options)["feature_extractor"])
 
 
-__all__ = ["add_model_inputs", "build_task_dataset", "load_task_feature_extractor", "task_features"]
+__all__ = [
+    "add_model_inputs",
+    "build_task_dataset",
+    "load_task_feature_extractor",
+    "push_task_dataset",
+    "task_dataset_provenance",
+    "task_features",
+]
