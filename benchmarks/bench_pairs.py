@@ -56,7 +56,8 @@ def environment() -> dict:
 def real_collator():
     """The collator `training.pretrain` builds for the default recipe on the base preset."""
     from qualityfm_hf import QualityFMConfig
-    from qualityfm_hf.training import DEFAULT_RECIPE, DEFAULT_TRAINING_ARGS, PairCollator, get_recipe
+    from qualityfm_hf.pretraining.collator import PairCollator
+    from qualityfm_hf.pretraining.recipes import DEFAULT_RECIPE, DEFAULT_TRAINING_ARGS, get_recipe
 
     config = QualityFMConfig.from_preset("base", **get_recipe(DEFAULT_RECIPE).config)
     return PairCollator(augment=True, seed=DEFAULT_TRAINING_ARGS["seed"],
@@ -103,7 +104,7 @@ def load_figure(directory: Path, workers: list[int], rounds: int) -> dict:
     """In-memory vs streaming loading of a pairs directory through a DataLoader (see the module)."""
     from torch.utils.data import default_collate
 
-    from qualityfm_hf import pairs_format
+    from qualityfm_hf.pairs import format as pairs_format
     from qualityfm_hf.pairs import load_pairs
 
     start = time.perf_counter()

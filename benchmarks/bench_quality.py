@@ -37,7 +37,7 @@ TARGET_PER_CORE = 500.0
 
 
 def load_windows(max_windows: int) -> np.ndarray:
-    from qualityfm_hf.io import find_channel, read_recording
+    from qualityfm_hf.recordings.io import find_channel, read_recording
 
     windows = []
     for header in sorted((SHARED / "physionet2015_vt").glob("*.hea")):

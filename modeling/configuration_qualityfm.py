@@ -101,7 +101,7 @@ class QualityFMConfig(PreTrainedConfig):
         rhythm_loss_weight (`float`, defaults to 0.0): beyond the paper. Weight of a rhythm term: a linear head on
             the student's pooled embedding predicts `num_rhythm_features` statistics of the RR intervals of the ECG
             of the window it sees (heart rate, variability, irregularity, beat-shape consistency; computed from the
-            signal by the data pipeline, `qualityfm_hf.training.rhythm_targets`), so the window embedding carries
+            signal by the data pipeline, `qualityfm_hf.pretraining.collator.rhythm_targets`), so the window embedding carries
             the rhythm that AF and VT alarms turn on. 0 builds no head.
         num_rhythm_features (`int`, defaults to 8): size of that target.
         student_crop_min_seconds (`float`, defaults to 0.0): beyond the paper. When > 0 the student sees a random

@@ -123,7 +123,7 @@ class QualityFMForSelfDistillation(QualityFMPreTrainedModel):
     The teacher starts as a copy of the student, gets no gradient, runs under `no_grad` and stays in eval mode
     whatever `train()` is called with (the Trainer calls `model.train()` every step; dropout in the teacher would
     silently change its targets). After each optimiser step call `update_teacher(momentum_at(...))`
-    (`qualityfm_hf.training.TeacherEMACallback` does). Fine-tuning starts from `export_teacher_encoder()`.
+    (`qualityfm_hf.pretraining.callbacks.TeacherEMACallback` does). Fine-tuning starts from `export_teacher_encoder()`.
     """
 
     # The losses are per-batch means: the Trainer must divide them for gradient accumulation itself.

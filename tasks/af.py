@@ -4,7 +4,7 @@ Two layouts are recognised:
 
 - PhysioNet/CinC Challenge 2017: single-lead ECG at 300 Hz, 9-60 s, labels in `REFERENCE.csv` (`record,label` with
   N normal, A AF, O other rhythm, ~ noisy). There is no PPG: the channel is absent and masked. The headers that
-  wfdb 4.3 rejects are the reader's business (`qualityfm_hf.io.read_wfdb` rewrites them).
+  wfdb 4.3 rejects are the reader's business (`qualityfm_hf.recordings.io.read_wfdb` rewrites them).
 - MIMIC PERform AF (PPG + ECG at 125 Hz, 20-min ICU recordings): records whose name contains `non_af` (0) or `af`
   (1), or records inside folders named `af`/`1` and `non_af`/`0`.
 

@@ -7,7 +7,7 @@ package's WFDB reader. Builders take the reader as arguments instead:
   NaN = missing), `sampling_rates` (channel -> Hz) and `comments` (header comment lines);
 - `find_channel(recording, kind) -> str | None` for kind "PPG", "ECG" (lead II else the first ECG lead) or "ABP".
 
-`qualityfm_hf.io.read_recording` and `qualityfm_hf.io.find_channel` fit; `qualityfm_hf.task_data.build_task_table`
+`qualityfm_hf.recordings.io.read_recording` and `qualityfm_hf.recordings.io.find_channel` fit; `qualityfm_hf.finetuning.task_data.build_task_table`
 passes them. Every dataset row is one model input window with columns `record`, `signals` (`(2, T)` float32 in the
 order [PPG, ECG_II], NaN for missing samples and absent channels), `sampling_rate` (Hz), `channel_mask` (`(2,)`,
 1 = present), `start_seconds`, `label` and `split`.
@@ -68,8 +68,9 @@ class BuildReport:
 def require_reader(reader: Reader | None, find_channel: ChannelFinder | None) -> None:
     if reader is None or find_channel is None:
         raise ValueError(
-            "task dataset builders need `reader` and `find_channel`; pass reader=qualityfm_hf.io.read_recording, "
-            "find_channel=qualityfm_hf.io.find_channel, or call qualityfm_hf.task_data.build_task_table."
+            "task dataset builders need `reader` and `find_channel`; pass reader=qualityfm_hf.recordings.io.read_recording, "
+            "find_channel=qualityfm_hf.recordings.io.find_channel, or call "
+            "qualityfm_hf.finetuning.task_data.build_task_table."
         )
 
 

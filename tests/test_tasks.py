@@ -161,7 +161,7 @@ def test_uci_mat_layout_with_all_nan_and_flush_cells(tmp_path):
 
 
 def test_builders_require_a_reader():
-    with pytest.raises(ValueError, match="reader=qualityfm_hf.io.read_recording"):
+    with pytest.raises(ValueError, match="reader=qualityfm_hf.recordings.io.read_recording"):
         vt_false_alarm.build_dataset(BUNDLED_VT)
 
 
