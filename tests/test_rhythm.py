@@ -12,7 +12,6 @@ import pytest
 import torch
 from conftest import FIXTURES, REPO_ROOT, copy_records
 
-from qualityfm_hf.finetuning.baselines import r_peaks
 from qualityfm_hf.finetuning.task_data import build_task_table, collate, extract_features
 from qualityfm_hf.finetuning.train import init_rhythm_head, load_model
 from qualityfm_hf.modeling.configuration_qualityfm import QualityFMConfig
@@ -24,6 +23,7 @@ from qualityfm_hf.modeling.rhythm_qualityfm import (
     rhythm_statistics,
     standardize_rhythm,
 )
+from qualityfm_hf.quality.ecg import r_peaks
 
 AF_2017 = FIXTURES / "physionet2017_af"  # A00009/A00015/A00067 AF, A00002/A00006/A00011 normal
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"

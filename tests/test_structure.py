@@ -153,3 +153,23 @@ def test_no_module_is_left_at_an_old_flat_path():
     flat = sorted(p.name for p in (REPO_ROOT / "qualityfm_hf").glob("*.py"))
     assert flat == ["__init__.py", "feature_extraction_qualityfm.py", "pipelines.py", "pretrained.py", "quickstart.py",
                     "registration.py"]
+
+
+STAGES = {"quality": 1, "recordings": 1, "pairs": 2, "pretraining": 3, "finetuning": 4, "reports": 5}
+
+
+def test_each_stage_imports_only_the_stages_before_it():
+    # qualityfm_hf/README.md: the folders follow the path a recording takes, and a stage imports only the stages
+    # before it (plus modeling, tasks, utils), lazy imports included. The one exception: saving a model writes its
+    # card, so pretraining and fine-tuning call the card writer of the reports stage.
+    later = []
+    for source, targets in _package_imports().items():
+        parts = source.split(".")
+        if parts[0] != "qualityfm_hf" or len(parts) < 3 or parts[1] not in STAGES:
+            continue
+        for target in targets:
+            stage = target.split(".")[1] if target.count(".") >= 1 else None
+            if stage in STAGES and STAGES[stage] > STAGES[parts[1]] and target != "qualityfm_hf.reports.cards":
+                later.append(f"{source} -> {target}")
+    assert sum(1 for m in _package_imports() if m.split(".")[1:2] and m.split(".")[1] in STAGES) > 20
+    assert later == []

@@ -50,6 +50,7 @@ from ..modeling.rhythm_qualityfm import (  # noqa: F401  (re-exported: the basel
     rr_intervals,
     rr_irregularity,
 )
+from ..quality.ecg import r_peaks, sleepecg_rhythm_statistics
 
 PPG, ECG = 0, 1  # row of each channel in a task window, as tasks.common.CHANNEL_ORDER = ("PPG", "ECG_II")
 
@@ -181,28 +182,6 @@ def safe_ratio(numerator: float, denominator: float) -> float:
 # =============================================================================
 # Beats
 # =============================================================================
-def r_peaks(ecg: np.ndarray, sampling_rate: float) -> np.ndarray:
-    """R-peak sample indices from `sleepecg.detect_heartbeats` (Pan-Tompkins variant), empty when the ECG is
-    unusable (mostly NaN, flat) or the detector rejects it.
-
-    NaN gaps are interpolated first and the polarity is fixed (`ecg_polarity`). Detections whose QRS-band
-    amplitude is below `MIN_QRS_AMPLITUDE_RATIO` of the typical beat's are dropped: after a large start
-    transient (common on handheld ECGs) sleepecg's searchback keeps accepting T waves and baseline wiggles as
-    beats, which would look exactly like the irregular RR of AF."""
-    import sleepecg
-
-    filled = fill_gaps(ecg)
-    if filled is None or filled.size < 2 * sampling_rate:  # sleepecg learns its thresholds on the first 2 s
-        return np.array([], dtype=np.int64)
-    filtered = bandpass(filled, sampling_rate, 5.0, 30.0)
-    sign = ecg_polarity(filtered, sampling_rate)
-    try:
-        peaks = np.asarray(sleepecg.detect_heartbeats(sign * filled, float(sampling_rate)), dtype=np.int64)
-    except (ValueError, IndexError):  # "ECG signal is flat" and similar: no beats to report
-        return np.array([], dtype=np.int64)
-    return keep_full_size_beats(peaks, filtered, sampling_rate)
-
-
 def ppg_beats(ppg: np.ndarray, sampling_rate: float) -> dict[str, np.ndarray] | None:
     """Beat fiducials of a PPG window, or None when it is unusable.
 
@@ -366,13 +345,7 @@ def af_features(signals: np.ndarray, channel_mask: np.ndarray, sampling_rate: fl
     R peaks and the median beat-to-template correlation. The correlation tells AF (irregular timing,
     consistent QRS) from noise (irregular "beats" that are artefacts, the 2017 "~" class, labelled not-AF);
     without it the noisy records score as the most irregular of all. NaN with < 4 beats."""
-    ecg = channel(signals, channel_mask, ECG)
-    if ecg is None:
-        return np.full(len(AF_FEATURE_NAMES), np.nan)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        peaks = r_peaks(ecg, float(sampling_rate))
-    return rhythm_statistics(ecg, float(sampling_rate), peaks=peaks)
+    return sleepecg_rhythm_statistics(channel(signals, channel_mask, ECG), float(sampling_rate))
 
 
 # =============================================================================

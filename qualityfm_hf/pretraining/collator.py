@@ -13,6 +13,7 @@ import torch
 
 from ..modeling.configuration_qualityfm import QualityFMConfig
 from ..modeling.rhythm_qualityfm import scale_rhythm
+from ..quality.ecg import sleepecg_rhythm_statistics
 
 PAIR_KEYS = ("teacher_input_values", "student_input_values")
 MASK_KEYS = ("teacher_channel_mask", "student_channel_mask")
@@ -118,14 +119,12 @@ class PairCollator:
 
 
 def rhythm_targets(window: np.ndarray, channel_mask: np.ndarray | None, sampling_rate: float) -> np.ndarray:
-    """The rhythm head's target for one `(2, T)` [PPG, ECG_II] window: the R-peak statistics of
-    `baselines.af_features` of its ECG, standardised and clipped by `rhythm_qualityfm.scale_rhythm`; float32 `(8,)`,
-    NaN where a statistic is undefined (fewer than 4 beats, no ECG)."""
-    from ..finetuning.baselines import af_features
-
-    mask = np.ones(2, np.int64) if channel_mask is None else np.asarray(channel_mask)
-    values = af_features(np.asarray(window, dtype=np.float64), mask, float(sampling_rate))
-    return scale_rhythm(values).astype(np.float32)
+    """The rhythm head's target for one `(2, T)` [PPG, ECG_II] window: the AF baseline's R-peak statistics
+    (`quality.ecg.sleepecg_rhythm_statistics`) of its ECG, standardised and clipped by `rhythm_qualityfm.scale_rhythm`;
+    float32 `(8,)`, NaN where a statistic is undefined (fewer than 4 beats, no ECG)."""
+    present = channel_mask is None or int(np.asarray(channel_mask)[1])
+    ecg = np.asarray(window, dtype=np.float64)[1] if present else None
+    return scale_rhythm(sleepecg_rhythm_statistics(ecg, float(sampling_rate))).astype(np.float32)
 
 
 def crop_window(window: np.ndarray, min_samples: int, rng: np.random.Generator,

@@ -8,6 +8,13 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
+from ..modeling.rhythm_qualityfm import (
+    bandpass,
+    ecg_polarity,
+    fill_gaps,
+    keep_full_size_beats,
+    rhythm_statistics,
+)
 from .common import RRSQI_MIN_SAMPLES, _as_signal, _check_rate
 
 # rrSQI thresholds (§2.1).
@@ -174,3 +181,37 @@ def ecg_quality(signal: np.ndarray, sampling_rate: float, method: str = DEFAULT_
     return float(_ecg_quality_batch(signal[None], rate, method)[0])
 
 
+# =============================================================================
+# R peaks for rhythm statistics (the AF baseline and the pretraining rhythm target)
+# =============================================================================
+def r_peaks(ecg: np.ndarray, sampling_rate: float) -> np.ndarray:
+    """R-peak sample indices from `sleepecg.detect_heartbeats` (Pan-Tompkins variant), empty when the ECG is
+    unusable (mostly NaN, flat) or the detector rejects it.
+
+    NaN gaps are interpolated first and the polarity is fixed (`ecg_polarity`). Detections whose QRS-band
+    amplitude is below `MIN_QRS_AMPLITUDE_RATIO` of the typical beat's are dropped: after a large start
+    transient (common on handheld ECGs) sleepecg's searchback keeps accepting T waves and baseline wiggles as
+    beats, which would look exactly like the irregular RR of AF."""
+    import sleepecg
+
+    filled = fill_gaps(ecg)
+    if filled is None or filled.size < 2 * sampling_rate:  # sleepecg learns its thresholds on the first 2 s
+        return np.array([], dtype=np.int64)
+    filtered = bandpass(filled, sampling_rate, 5.0, 30.0)
+    sign = ecg_polarity(filtered, sampling_rate)
+    try:
+        peaks = np.asarray(sleepecg.detect_heartbeats(sign * filled, float(sampling_rate)), dtype=np.int64)
+    except (ValueError, IndexError):  # "ECG signal is flat" and similar: no beats to report
+        return np.array([], dtype=np.int64)
+    return keep_full_size_beats(peaks, filtered, sampling_rate)
+
+
+def sleepecg_rhythm_statistics(ecg: np.ndarray | None, sampling_rate: float) -> np.ndarray:
+    """`rhythm_qualityfm.rhythm_statistics` of `ecg` on `r_peaks` (sleepecg) rather than the model's scipy detector:
+    what the AF baseline and the pretraining rhythm target compute. NaN where undefined (no ECG, < 4 beats)."""
+    if ecg is None:
+        return rhythm_statistics(None, float(sampling_rate))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        peaks = r_peaks(ecg, float(sampling_rate))
+    return rhythm_statistics(ecg, float(sampling_rate), peaks=peaks)
