@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false")
     try:
+        from ..utils.memory import keep_freed_memory
+
+        keep_freed_memory()  # before torch: steps then reuse freed memory instead of faulting in fresh pages
         import qualityfm_hf
 
         qualityfm_hf.load()  # deferred by the `qualityfm` launcher until the arguments were parsed
