@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 GROUPS = ("model", "attention", "quality", "pairs")
+DEFAULT_MALLOC_ENV = "QUALITYFM_SUITE_DEFAULT_MALLOC"  # set: leave glibc's malloc settings as they are
 sys.path.insert(0, str(REPO / "benchmarks"))
 from suite_report import machine, spread  # noqa: E402
 
@@ -279,13 +281,15 @@ def model_figures(record, threads: int, quick: bool) -> None:
     # Each model figure runs in a fresh process: in one long process the base step ran 14× slower after the
     # bf16 autocast and huge-model figures (0.35 s vs 5 s forward+backward), which measured the process, not
     # the model.
-    def isolated(*call):
+    def isolated(*call, env=None):
         return lambda: json.loads(subprocess.run(
             [sys.executable, __file__, "--threads", str(threads), "--figure", json.dumps(call)],
-            capture_output=True, text=True, cwd=REPO, check=True).stdout.strip().splitlines()[-1])
+            capture_output=True, text=True, cwd=REPO, check=True, env=env).stdout.strip().splitlines()[-1])
 
     record("encoder_inference", isolated("encoder_inference", 16 if quick else 64, 3 if quick else 10))
     record("pretrain_base_b32", isolated("pretraining_step", "base", 8 if quick else 32, 2 if quick else 5))
+    record("pretrain_base_b32_default_malloc", isolated("pretraining_step", "base", 8 if quick else 32,
+                                                        2 if quick else 5, env={**os.environ, DEFAULT_MALLOC_ENV: "1"}))
     record("pretrain_base_b32_bf16", isolated("pretraining_step", "base", 8 if quick else 32, 2 if quick else 5,
                                               True))
     if not quick:
@@ -329,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    # As the `qualityfm` command does before it loads torch: glibc keeps freed blocks instead of returning them to
+    # the OS, so a step does not pay page faults on fresh memory (utils/memory.py). One figure is also measured
+    # without it (DEFAULT_MALLOC_ENV) to show what that is worth.
+    if not os.environ.get(DEFAULT_MALLOC_ENV):
+        from qualityfm_hf.utils.memory import keep_freed_memory
+
+        keep_freed_memory()
     import torch
 
     torch.set_num_threads(args.threads)

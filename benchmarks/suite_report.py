@@ -151,7 +151,8 @@ def _encoder_rows(figures: dict) -> list[tuple]:
 
 def _pretraining_rows(figures: dict) -> list[tuple]:
     rows = []
-    for key, label in (("pretrain_base_b32", "base"), ("pretrain_huge_b32", "huge")):
+    for key, label in (("pretrain_base_b32", "base"), ("pretrain_base_b32_default_malloc", "base (glibc's default "
+                       "malloc settings, not the command's)"), ("pretrain_huge_b32", "huge")):
         s = figures.get(key, {})
         if "mfu" in s:
             rows.append((f"{label} pretraining step, batch {s['batch_pairs']} pairs ({s['optimizer']})",
@@ -291,7 +292,8 @@ def _machine_note(env: dict, figures: dict) -> str:
 
 def _noise_notes(suite: dict) -> list[str]:
     figures = suite["figures"]
-    ps = [s for path, s in _spreads(figures) if path.endswith(("P_gflops", "fp32_gflops", "P_gflops_before"))]
+    ps = [s for path, s in _spreads(figures) if path.endswith(("P_gflops", "fp32_gflops", "P_gflops_before"))
+          and "bfloat16" not in str(s.get("dtype", ""))]  # the bf16 step's P is the bf16 peak
     notes = []
     if ps:
         medians = [s["median"] for s in ps]
@@ -361,7 +363,9 @@ def write_markdown(suite: dict, path: Path) -> None:
         + (" + uncommitted changes" if env["dirty"] else "") + "  ",
         f"Load average (1/5/15 min) before: {suite['load_before']}, after: {suite['load_after']} — other "
         "engineers' jobs share the cores, so each compute figure is a ratio to P measured right before it, "
-        "and each figure is the median of its rounds with their min–max.",
+        "and each figure is the median of its rounds with their min–max.  ",
+        "Process set-up: as the `qualityfm` command, glibc keeps freed memory (`qualityfm_hf.utils.memory."
+        "keep_freed_memory`) in every figure but the one marked \"glibc's default malloc settings\".",
         "",
         "| figure | measured: median (min–max) | % of P: median (min–max) | target | met? (median) |",
         "|---|---|---|---|---|",
