@@ -3,10 +3,14 @@
 Per record-level fold, SBP/DBP MASE (scale: the training-mean MAE on the fold's training labels, as `crossval`
 reports it) of: the training mean, the training median (the MAE-optimal constant), ridge regression on the
 pulse-arrival-time and PPG-shape features (`baselines`), and a median (quantile 0.5) linear regression on them,
-which targets MAE directly. It also prints why they fail: how SBP variance splits between and within records,
+which targets MAE directly. With `--encoder MODEL`, also the ridge probe of `qualityfm probe` (`probing.fit_ridge`:
+alpha by an inner record-grouped CV) on that frozen encoder's pooled embeddings of the same windows. It also prints
+why they fail: how SBP variance splits between and within records,
 and the Spearman correlation of each feature's record median with the record's mean SBP (no folds involved).
 
     python benchmarks/abp_floor.py --data ../shared/data/physionet2015_vt --seed 1000 --output floor.json
+    python benchmarks/abp_floor.py --data ../shared/data/physionet2015_vt --seed 1000 --encoder pretrained-base \
+        --output floor_encoder.json
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--encoder", help="also a ridge probe on this frozen encoder's embeddings (e.g. pretrained-base)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -57,6 +62,15 @@ def main(argv=None) -> None:
         "ridge": lambda train, test: baselines.fit_predict("abp", "ridge", X[train], y[train], X[test]),
         "median_regression": median_regression,
     }
+    if args.encoder:
+        from qualityfm_hf.finetuning import probing
+
+        frame = probing.embed_task(args.encoder, "abp", args.data, progress=False)
+        if list(frame["record"]) != list(records) or len(frame) != len(y):
+            raise SystemExit("the embedded windows are not the table's windows; cannot compare on the same rows")
+        embeddings = probing.embedding_matrix(frame).astype(np.float64)
+        methods["encoder_ridge"] = lambda train, test: probing.fit_ridge(
+            embeddings[train], y[train], records[train], args.seed)[0].predict(embeddings[test])
     # Between- vs within-record SBP variance, and which features follow a record's mean SBP at all.
     from scipy.stats import spearmanr
 
@@ -86,7 +100,7 @@ def main(argv=None) -> None:
         print(f"{name:18s} SBP MASE {values[:, 0].mean():.3f} ± {values[:, 0].std():.3f}   "
               f"DBP MASE {values[:, 1].mean():.3f} ± {values[:, 1].std():.3f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"seed": args.seed, "folds": args.folds, "repeats": args.repeats,
+    args.output.write_text(json.dumps({"seed": args.seed, "encoder": args.encoder, "folds": args.folds, "repeats": args.repeats,
                                        "records": len(set(records)), "windows": len(records),
                                        "sbp_variance_between_records": float(sbp_means.var()),
                                        "sbp_variance_within_records": within, "record_correlations": correlations,

@@ -33,6 +33,8 @@ VARIANTS = {
     # AF: the default recipe without the rhythm statistics in the head (the AF recipe before 2026-12-02).
     "cli-default-norhythm": ({}, dict(feature_extractor_options=dict(rhythm_features=False))),
     "cli-default-max": ({}, dict(pooling="max")),
+    # ABP: fine-tuning encoder and head with the Trainer instead of the default closed-form ridge head.
+    "cli-default-trainer": ({}, dict(head_fit="trainer")),
     # The training schedule before issue 9 (5 epochs at one lr, early stopping on the validation loss). Its crop and
     # preprocessing are the task's recipe (TASK_RECIPES), except in the seed-1000 runs, which predate the recipes.
     "old-default": (dict(num_train_epochs=5, learning_rate=1e-4, metric_for_best_model="loss", greater_is_better=False,
@@ -83,7 +85,7 @@ def main(argv=None) -> None:
         # "init" is the starting checkpoint; "model" holds the model's cross-validation results (beside the baselines').
         row = {"task": args.task, "init": args.model, "variant": name, "folds": args.folds, "repeats": args.repeats,
                "seed": args.seed, "records": cv["records"], "seconds": round(time.time() - started, 1),
-               "training_args": overrides, "options": options,
+               "training_args": overrides, "options": options, "head_fit": metrics["recipe"].get("head_fit"),
                **{method: {"over_folds": r["over_folds"], "pooled_oof": r["pooled_oof"],
                            "fold_epochs": [f.get("epochs") for f in r["folds"]]}
                   for method, r in cv.items() if isinstance(r, dict) and "over_folds" in r}}

@@ -8,6 +8,8 @@ out=benchmarks/results/clinical/report_${task}.jsonl
 extra=""
 # AF: also the recipe without the rhythm statistics, i.e. what the encoder alone does.
 [ "$task" = af ] && extra="--variant cli-default-norhythm"
+# ABP: also fine-tuning with the Trainer, the default before the ridge head.
+[ "$task" = abp ] && extra="--variant cli-default-trainer"
 python benchmarks/clinical_cv.py --task "$task" --data "$data" --model pretrained-base \
     --variant cli-default $extra --variant cli-default-probe --variant old-default --baselines \
     --folds 5 --repeats 3 --seed 0 --output "$out"

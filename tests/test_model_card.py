@@ -36,6 +36,7 @@ def finetuned_fields(**overrides):
         "output_description": "the probability that a VT alarm is true",
         "task_description": "Binary classification of VT alarms as true (1) or false (0).",
         "head_class": "QualityFMForVTFalseAlarm",
+        "head_fit_description": "encoder and head fine-tuned with the transformers Trainer.",
         "auto_class": "AutoModelForSequenceClassification",
         "label_description": "1 = true alarm, 0 = false alarm.",
         "dataset_name": "VTaC",

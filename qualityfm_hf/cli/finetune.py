@@ -32,6 +32,10 @@ def finetune_command_parser(subparsers):
     parser.add_argument("--split-seed", type=int, default=0, help="Seed of the record-level train/validation/test split.")
     parser.add_argument("--pooling", choices=("mean", "first", "max"), default=None)
     parser.add_argument("--freeze-backbone", action="store_true", help="Linear probe: train the head only.")
+    parser.add_argument("--head-fit", choices=("trainer", "ridge"), default=None,
+                        help="How the head is fitted: 'trainer' fine-tunes encoder and head with the Trainer; "
+                        "'ridge' keeps the encoder and fits the head as a ridge regression on its embeddings "
+                        "(regression tasks; the abp default, see finetuning.TASK_RECIPES).")
     parser.add_argument("--early-stopping-patience", type=int, default=8,
                         help="Epochs without a better validation AUROC (loss for abp) before stopping.")
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95%% CIs.")
@@ -86,7 +90,7 @@ def finetune_command(args) -> int:
             dataset_options=options, seed=args.split_seed, pooling=args.pooling,
             freeze_backbone=args.freeze_backbone, early_stopping_patience=args.early_stopping_patience,
             n_bootstrap=args.n_bootstrap, keep_checkpoints=args.keep_checkpoints, crop_seconds=args.crop_seconds,
-            feature_extractor_options=extractor_options,
+            feature_extractor_options=extractor_options, head_fit=args.head_fit,
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
@@ -119,7 +123,7 @@ def _finetune_cv(args, training_args, options) -> int:
             seed=args.split_seed, dataset_options=options, pooling=args.pooling, freeze_backbone=args.freeze_backbone,
             early_stopping_patience=args.early_stopping_patience, crop_seconds=args.crop_seconds,
             feature_extractor_options=_extractor_options(args), baselines=not args.no_baselines, final=not args.no_final, n_bootstrap=args.n_bootstrap,
-            keep_checkpoints=args.keep_checkpoints,
+            keep_checkpoints=args.keep_checkpoints, head_fit=args.head_fit,
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None

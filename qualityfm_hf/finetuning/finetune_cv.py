@@ -50,7 +50,7 @@ logger = get_logger(__name__)
 
 def model_method(task: str, model: str, training_args, *, pooling=None, freeze_backbone=False,
                  early_stopping_patience=DEFAULT_EARLY_STOPPING_PATIENCE, crop_seconds=None, probe_epochs=0.0,
-                 seed=0) -> FitPredict:
+                 seed=0, head_fit="trainer") -> FitPredict:
     """Fine-tuning as a cross-validation method: inner split -> `train_head` -> scores of the test windows."""
     regression = get_task(task).PROBLEM == "regression"
 
@@ -61,7 +61,7 @@ def model_method(task: str, model: str, training_args, *, pooling=None, freeze_b
         try:
             net, info = train_head(task, model, inner_train, validation, args, pooling=pooling,
                                    freeze_backbone=freeze_backbone, early_stopping_patience=early_stopping_patience,
-                                   crop_seconds=crop_seconds, probe_epochs=probe_epochs)
+                                   crop_seconds=crop_seconds, probe_epochs=probe_epochs, head_fit=head_fit)
             scores = predict_features(net, test)
             if validation and not regression:
                 # The hold-out path's threshold choice on validation records; undefined when they hold one class.
@@ -114,7 +114,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
                 early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE,
                 crop_seconds: float | None = None, feature_extractor_options: dict | None = None,
                 probe_epochs: float = 0.0, baselines: bool = True, final: bool = True, n_bootstrap: int = 1000,
-                keep_checkpoints: bool = False, quiet: bool = False) -> dict:
+                keep_checkpoints: bool = False, quiet: bool = False, head_fit: str | None = None) -> dict:
     """Cross-validate, compare with the baselines, train the final model; returns what `metrics.json` holds.
 
     `cv=None` uses `DEFAULT_FOLDS` folds, fewer when a class has fewer records than that."""
@@ -124,8 +124,8 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     output_dir = Path(output_dir)
     say = (lambda _: None) if quiet else _say
     training_args = training_args or training_arguments(output_dir / "checkpoints", seed=seed)
+    recipe = task_recipe(task, crop_seconds, feature_extractor_options, head_fit)  # bad options fail before the data
     dataset = build_task_table(task, data_dir, seed=seed, **(dataset_options or {}))
-    recipe = task_recipe(task, crop_seconds, feature_extractor_options)
     crop_seconds = recipe["crop_seconds"]
     feature_extractor = load_feature_extractor(model, **recipe["feature_extractor"])
     features, rejected = extract_features(dataset, feature_extractor)
@@ -143,7 +143,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     started = time.time()
     method = model_method(task, model, training_args, pooling=pooling, freeze_backbone=freeze_backbone,
                           early_stopping_patience=early_stopping_patience, crop_seconds=crop_seconds,
-                          probe_epochs=probe_epochs, seed=seed)
+                          probe_epochs=probe_epochs, seed=seed, head_fit=recipe["head_fit"])
     model_results = cross_validate(task, features, folds, method, progress=say)
     report = {"model": summarize(task, model_results, n_bootstrap)}
     report["model"]["seconds"] = round(time.time() - started, 1)
@@ -172,7 +172,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
         "feature_extractor_notes": dict(rejected), "dataset_options": dataset_options or {},
         "recipe": {"crop_seconds": crop_seconds, "feature_extractor": recipe["feature_extractor"],
                    "early_stopping_patience": early_stopping_patience, "pooling": pooling,
-                   "probe_epochs": probe_epochs,
+                   "probe_epochs": probe_epochs, "head_fit": recipe["head_fit"],
                    "freeze_backbone": freeze_backbone,
                    "training_arguments": {k: getattr(training_args, k) for k in (
                        "num_train_epochs", "learning_rate", "lr_scheduler_type", "warmup_steps",
@@ -189,7 +189,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
         args = dataclasses.replace(training_args, output_dir=str(output_dir / "checkpoints"))
         net, info = train_head(task, model, inner_train, validation, args, pooling=pooling,
                                freeze_backbone=freeze_backbone, early_stopping_patience=early_stopping_patience,
-                               crop_seconds=crop_seconds, probe_epochs=probe_epochs)
+                               crop_seconds=crop_seconds, probe_epochs=probe_epochs, head_fit=recipe["head_fit"])
         metrics["train"] = info
         if not regression:
             probs = np.array([p["probability"] for p in predictions])

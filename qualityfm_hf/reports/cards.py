@@ -252,6 +252,14 @@ def cross_validation_table(task: str, cv: dict) -> tuple[str, str, dict]:
     return "\n".join(rows), description, headline
 
 
+def head_fit_description(train: Mapping) -> str:
+    """How the released head was fitted, from `metrics["train"]`."""
+    if train.get("head_fit") == "ridge":
+        return (f"a ridge regression on the frozen encoder's pooled embeddings (alpha {train.get('ridge_alpha', '?'):g}, "
+                "chosen by an inner record-grouped cross-validation); the encoder is the base model's, unchanged.")
+    return "encoder and head fine-tuned with the transformers Trainer, early stopping on held-out records."
+
+
 def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, repo_id: str | None = None) -> Path:
     """Fill `model_cards/finetuned_template.md` for a fine-tuned head and write it as `README.md`."""
     module = get_task(task)
@@ -288,6 +296,7 @@ def write_model_card(output_dir: str | Path, task: str, metrics: dict, config, r
         "base_model_url": "https://arxiv.org/abs/2509.06516",
         "model_name": model_name,
         "head_class": module.HEAD_CLASS,
+        "head_fit_description": head_fit_description(metrics.get("train") or {}),
         "auto_class": "AutoModelForSequenceClassification",
         "split_description": f"by record (never by window), seeded (seed {metrics.get('seed')}): "
         + (", ".join(f"{n} {s}" for s, n in records.items()) + " records." if records else
