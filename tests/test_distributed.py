@@ -1,17 +1,15 @@
 """Two-process data-parallel pretraining on CPU (torchrun, gloo): ranks must end with identical weights."""
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import pytest
+from process_helpers import run_in_own_session
 
 SCRIPT = Path(__file__).resolve().parent / "dist_pretrain_script.py"
 
@@ -27,22 +25,8 @@ def run_two_processes(tmp_path, recipe: str) -> dict:
     command = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), str(SCRIPT),
                str(tmp_path), recipe]
     result = tmp_path / "ranks.json"
-    # Own session, so a hang can be killed with every rank torchrun started.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)
-    try:
-        _, stderr = process.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        # torchrun starts its workers in their own process groups: kill every descendant, or an orphaned rank
-        # keeps the pipes open and communicate() waits for ever.
-        import psutil
-
-        ranks = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signal.SIGKILL)
-        for rank in ranks:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                rank.kill()
-        _, stderr = process.communicate(timeout=60)
+    returncode, stderr, timed_out = run_in_own_session(command, env=env, timeout=300)
+    if timed_out:
         # Seen about once in ten CI runs on 2 cores: both ranks trained and rank 0 wrote ranks.json after gathering
         # every rank's weights, then gloo hung in the script's closing barrier. What this test checks (the ranks'
         # weights) is complete by then; a hang before the gather still fails below.
@@ -51,7 +35,7 @@ def run_two_processes(tmp_path, recipe: str) -> dict:
         warnings.warn("two-process pretraining reported its ranks but hung in process-group teardown; killed it.",
                       stacklevel=2)
     else:
-        assert process.returncode == 0, stderr[-4000:]
+        assert returncode == 0, stderr[-4000:]
     return json.loads(result.read_text())
 
 

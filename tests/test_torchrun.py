@@ -7,16 +7,14 @@ under the output folder. model.safetensors is written from Rust and escapes the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
+from process_helpers import run_in_own_session
 
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
@@ -84,20 +82,8 @@ def run_finetune_under_torchrun(tmp_path: Path, backbone: Path, *options: str, t
                str(launcher), str(tmp_path / "audit"), str(output),
                "finetune", "--task", "vt-false-alarm", "--data", str(BUNDLED_VT), "--model", str(backbone),
                "--output", str(output), *FAST, *options]
-    # Own session, so a hang can be killed with every rank (as tests/test_distributed.py does).
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               cwd=tmp_path, start_new_session=True)
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        import psutil
-
-        ranks = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signal.SIGKILL)
-        for rank in ranks:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                rank.kill()
-        _, stderr = process.communicate(timeout=60)
+    returncode, stderr, timed_out = run_in_own_session(command, env=env, timeout=timeout, cwd=tmp_path)
+    if timed_out:
         pytest.fail(f"torchrun finetune did not finish in {timeout} s:\n{stderr[-4000:]}")
     ranks = {}
     for rank in (0, 1):
@@ -109,8 +95,8 @@ def run_finetune_under_torchrun(tmp_path: Path, backbone: Path, *options: str, t
             "events": [(event, str(Path(path).relative_to(output.resolve()))) for event, path in
                        json.loads(audit.read_text())] if audit.is_file() else None,
         }
-    if process.returncode != 0:
-        pytest.fail(f"torchrun exited {process.returncode}\n{stderr[-3000:]}\n--- rank 0\n"
+    if returncode != 0:
+        pytest.fail(f"torchrun exited {returncode}\n{stderr[-3000:]}\n--- rank 0\n"
                     f"{ranks[0]['stderr'][-3000:]}\n--- rank 1\n{ranks[1]['stderr'][-3000:]}")
     return {"ranks": ranks, "output": output}
 
