@@ -143,8 +143,8 @@ def conv1d_as_matmul(hidden: torch.Tensor, conv: nn.Conv1d, group: int) -> torch
 def gemm_weight(conv: nn.Conv1d, group: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The `(span·C_in, group·C_out)` GEMM weight and `(group·C_out,)` bias of `conv1d_as_matmul`.
 
-    Building it is a gather of the whole weight (about 5 MB for the base model's last conv: 2% of an fp32 batch-64
-    forward, more in bf16), so without autograd it is cached on the conv and rebuilt only when the weight changes:
+    Building it copies the whole weight (about 5 MB for the base model's last conv), so without autograd it is
+    cached on the conv and rebuilt only when the weight changes:
     an in-place update bumps the weight's version counter, and `.to()`/`load_state_dict(assign=True)` give it new
     storage. The cache holds that storage, so its address cannot be reused by a different weight while cached.
     """
@@ -177,15 +177,6 @@ def gemm_weight(conv: nn.Conv1d, group: int) -> tuple[torch.Tensor, torch.Tensor
     return matrix, bias
 
 
-def scaled_channels_last(signal: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """`(signal * scale).transpose(1, 2).contiguous()`, in one pass over the input when autograd is not recording
-    it (a `mul` with `out=` cannot be differentiated)."""
-    if torch.is_grad_enabled() and signal.requires_grad:
-        return (signal * scale).transpose(1, 2).contiguous()
-    hidden = signal.new_empty(signal.shape[0], signal.shape[2], signal.shape[1])
-    return torch.mul(signal.transpose(1, 2), scale.transpose(1, 2), out=hidden)
-
-
 class QualityFMTemporalConv(nn.Module):
     """Three strided Conv1d -> GroupNorm(1) -> GELU layers: (B, C_in, T) -> (B, T / 500, hidden_size).
 
@@ -212,12 +203,11 @@ class QualityFMTemporalConv(nn.Module):
         """`lengths` (batch,) counts real samples; returns tokens and the token lengths."""
         # GroupNorm follows the first conv, so the tokens hardly depend on the input's scale, but float32 statistics
         # overflow (NaN) from about 1e18. A window beyond ±LARGE_INPUT, far outside the feature extractor's
-        # [-1, 1], is divided by its peak first; any other window is untouched, bit for bit.
-        # (A scale of exactly 1.0 leaves a window's values bit for bit.)
+        # [-1, 1], is scaled by 1 / its peak first; any other window is multiplied by exactly 1, i.e. untouched.
         peak = signal.detach().abs().amax(dim=(1, 2), keepdim=True)
-        scale = torch.where(peak > LARGE_INPUT, 1.0 / peak.clamp(min=1.0), torch.ones_like(peak))
+        signal = signal * torch.where(peak > LARGE_INPUT, 1.0 / peak.clamp(min=1.0), torch.ones_like(peak))
         matmul = self.use_matmul_conv and signal.device.type == "cpu"
-        hidden = scaled_channels_last(signal, scale) if matmul else signal * scale
+        hidden = signal.transpose(1, 2).contiguous() if matmul else signal
         for conv, norm in zip(self.convs, self.norms):
             if matmul:
                 group = max(1, round(self.matmul_columns / conv.out_channels))
