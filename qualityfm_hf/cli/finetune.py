@@ -65,12 +65,10 @@ def finetune_command_parser(subparsers):
 
 
 def parse_training_arguments(extra: list[str], output_dir: str):
-    """`extra` CLI options as `TrainingArguments`, on top of `finetuning.DEFAULT_TRAINING_ARGS`."""
-    from ..finetuning.train import DEFAULT_TRAINING_ARGS
-    from ..utils.distributed import cpu_launch_defaults
+    """`extra` CLI options as `TrainingArguments`, on top of `finetuning.train.training_defaults`."""
+    from ..finetuning.train import training_defaults
 
-    defaults = dict(DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(), output_dir=str(Path(output_dir) / "checkpoints"))
-    return _parse_training_arguments(extra, defaults, "finetune")
+    return _parse_training_arguments(extra, training_defaults(Path(output_dir) / "checkpoints"), "finetune")
 
 
 def finetune_command(args) -> int:

@@ -237,11 +237,16 @@ def task_config_overrides(task: str, train: list[dict], pooling: str | None) -> 
     return overrides
 
 
+def training_defaults(output_dir: str | Path) -> dict:
+    """`DEFAULT_TRAINING_ARGS` for this launch (`use_cpu` for a CPU-only multi-process one): the defaults of
+    `training_arguments` and of `qualityfm finetune`'s TrainingArguments options."""
+    return dict(DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(), output_dir=str(output_dir))
+
+
 def training_arguments(output_dir: str | Path, **overrides):
     from transformers import TrainingArguments
 
-    return TrainingArguments(output_dir=str(output_dir), **{**DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(),
-                                                            **overrides})
+    return TrainingArguments(**{**training_defaults(output_dir), **overrides})
 
 
 def window_auroc(eval_prediction) -> dict:
@@ -347,6 +352,12 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     set_seed(training_args.seed)
     module = get_task(task)
     regression = module.PROBLEM == "regression"
+    if head_fit == "ridge":  # no Trainer: none of the early-stopping set-up below applies
+        rows = train + validation
+        net = load_model(task, model, **task_config_overrides(task, rows, pooling)).eval()
+        alpha = fit_ridge_head(net, rows, seed=training_args.seed)
+        return net, {"head_fit": "ridge", "ridge_alpha": alpha, "global_step": 0, "epochs": 0.0,
+                     "training_windows": len(rows), "freeze_backbone": True}
     if not validation:
         # Too few records to hold any out (tiny data sets): train for the whole schedule, nothing to stop on.
         warnings.warn(f"{task}: no validation records; training for the full schedule without early stopping.",
@@ -357,13 +368,6 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     by_auroc = not regression and training_args.metric_for_best_model == "auroc" and len(labels) > 1
     if training_args.metric_for_best_model == "auroc" and not by_auroc:  # regression, or one validation class
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False
-    if head_fit == "ridge":
-        rows = train + validation
-        net = load_model(task, model, **task_config_overrides(task, rows, pooling))
-        net.eval()
-        alpha = fit_ridge_head(net, rows, seed=training_args.seed)
-        return net, {"head_fit": "ridge", "ridge_alpha": alpha, "global_step": 0, "epochs": 0.0,
-                     "training_windows": len(rows), "freeze_backbone": True}
     net = load_model(task, model, **task_config_overrides(task, train, pooling))
     # A fine-tuned head of this task (its config names the head) keeps its trained weights.
     if net.config.classifier_rhythm_features and not regression and config_task(net.config) is None:
@@ -403,9 +407,10 @@ def train_head(task: str, model: str, train: list[dict], validation: list[dict],
     best_step = None
     if trainer.state.best_model_checkpoint:
         best_step = int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
-    info = {"head_fit": "trainer", "global_step": result.global_step, "training_loss": result.training_loss, "epochs": trainer.state.epoch,
-            "best_metric": training_args.metric_for_best_model, "best_validation_value": trainer.state.best_metric,
-            "best_step": best_step, "freeze_backbone": freeze_backbone}
+    info = {"head_fit": "trainer", "global_step": result.global_step, "training_loss": result.training_loss,
+            "epochs": trainer.state.epoch, "best_metric": training_args.metric_for_best_model,
+            "best_validation_value": trainer.state.best_metric, "best_step": best_step,
+            "freeze_backbone": freeze_backbone}
     return net, info
 
 
@@ -512,5 +517,6 @@ __all__ = [
     "task_recipe",
     "train_head",
     "training_arguments",
+    "training_defaults",
     "window_auroc",
 ]
