@@ -31,24 +31,15 @@ import scipy.signal
 import scipy.stats
 
 # The ECG rhythm statistics are the model's own (`modeling/rhythm_qualityfm.py`, which the feature extractor uses
-# with `rhythm_features=True`); the baseline differs only in where its R peaks come from (sleepecg).
-from ..modeling.rhythm_qualityfm import (  # noqa: F401  (re-exported: the baseline's helpers live there)
-    BEAT_HALF_WINDOW_S,
-    MAX_MISSING_FRACTION,
+# with `rhythm_features=True`); the AF baseline differs only in where its R peaks come from (sleepecg, `quality.ecg`).
+from ..modeling.rhythm_qualityfm import (
     MIN_BEATS,
-    MIN_QRS_AMPLITUDE_RATIO,
     RHYTHM_FEATURE_NAMES,
-    RR_RANGE_S,
     bandpass,
     beat_correlations,
     coefficient_of_variation,
-    cosen,
-    ecg_polarity,
     fill_gaps,
-    keep_full_size_beats,
-    rhythm_statistics,
     rr_intervals,
-    rr_irregularity,
 )
 from ..quality.ecg import r_peaks, sleepecg_rhythm_statistics
 
