@@ -109,8 +109,8 @@ def push_task_dataset(data, repo_id: str, **push_kwargs):
     hub = {k: push_kwargs[k] for k in ("token", "revision") if push_kwargs.get(k) is not None}
     card = DatasetCard.load(repo_id, repo_type="dataset", **hub)
     card.data[PROVENANCE_KEY] = metadata
-    counts = ", ".join(f"{split} {sum(1 for s in metadata.get('splits', {}).values() if s == split)}"
-                       for split in SPLITS)
+    per_split = metadata.get("records_per_split") or {}
+    counts = ", ".join(f"{split} {per_split.get(split, 0)}" for split in SPLITS)
     card.text = (card.text.rstrip() + "\n\n## Provenance\n\n"
                  f"Windows of the `{metadata.get('task')}` task cut by qualityfm-hf's `build_task_dataset`; records "
                  f"split by record with seed {metadata.get('seed')} (records per split: {counts}). The full "
