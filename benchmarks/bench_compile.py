@@ -10,18 +10,8 @@ just before it, with the compiled model's largest difference from eager:
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
-
-
-def median_seconds(fn, rounds: int = 9) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[rounds // 2]
 
 
 def main(argv=None) -> None:
@@ -32,6 +22,7 @@ def main(argv=None) -> None:
 
     keep_freed_memory()  # as the qualityfm command and the suite
     import torch
+    from run_suite import peak_gflops, timed_rounds  # the suite's timing: all rounds kept, median used
 
     from qualityfm_hf import QualityFMConfig, QualityFMModel
 
@@ -39,16 +30,16 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     model = QualityFMModel(QualityFMConfig.from_preset("base")).eval()
     x = torch.randn(64, 2, 9000)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     flops = 169.6e6 * 64  # the model's FLOPs per batch (FlopCounterMode, RESULTS.md)
 
-    def share(seconds: float) -> str:
-        p = 2 * 2048**3 / median_seconds(lambda: a @ b, 5) / 1e9
+    def share(fn) -> str:
+        seconds = statistics.median(timed_rounds(fn, 9, warmup=2))
+        p = peak_gflops()["median"]
         return f"{flops / seconds / 1e9 / p:.1%} of P = {p:.0f} GFLOP/s"
 
     with torch.inference_mode():
         reference = model(x).last_hidden_state
-        eager = share(median_seconds(lambda: model(x)))
+        eager = share(lambda: model(x))
         start = time.perf_counter()
         import torch._inductor.config as inductor_config
 
@@ -56,7 +47,7 @@ def main(argv=None) -> None:
         compiled = torch.compile(model)
         difference = (compiled(x).last_hidden_state - reference).abs().max().item()
         compile_seconds = time.perf_counter() - start
-        fused = share(median_seconds(lambda: compiled(x)))
+        fused = share(lambda: compiled(x))
     print(f"eager {eager}; compiled {fused} (compiling took {compile_seconds:.0f} s; max abs diff {difference:.1e})")
 
 
