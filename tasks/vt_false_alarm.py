@@ -1,6 +1,8 @@
 """False ventricular-tachycardia alarm detection (paper notes §5.1): true (1) vs false (0) alarm.
 
 Data: PhysioNet/CinC Challenge 2015 and VTaC-style WFDB records where the alarm fires at `alarm_seconds` (300 s).
+A record trimmed to the seconds before its alarm (the package's `physionet2015_vt_prealarm`) says where its alarm
+fires with a header comment `#alarm_seconds: 20`, used when `alarm_seconds` is not given.
 The model sees only the `window_seconds` (10 s) before the alarm, as a real-time system would. ECG: lead II, else the
 first ECG lead; PPG: PLETH, masked when the record has none. Labels come from a CSV (`record,label` with 1 = true
 alarm; `labels.csv` in the data folder is used when present) or from the header comments `#True alarm` /
@@ -97,14 +99,38 @@ def label_from_comments(comments) -> int | None:
     return None
 
 
+ALARM_COMMENT = "alarm_seconds:"
+
+
+def alarm_time(recording, alarm_seconds: float | None = None) -> float:
+    """Seconds from the record's start to its alarm: `alarm_seconds` when given, else the header comment
+    `#alarm_seconds: S` of a trimmed record, else the Challenge's 300 s."""
+    if alarm_seconds is not None:
+        return float(alarm_seconds)
+    for comment in recording.comments or []:
+        text = comment.strip().lstrip("#").strip()
+        if text.lower().startswith(ALARM_COMMENT):
+            value = text[len(ALARM_COMMENT):].strip()
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(
+                    f"record {recording.name}: header comment {comment!r} should give the alarm time in seconds "
+                    f"(e.g. '#alarm_seconds: 20'); fix the header or pass alarm_seconds."
+                ) from None
+    return DEFAULT_ALARM_SECONDS
+
+
 def record_windows(
     recording,
     find_channel: ChannelFinder,
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
-    alarm_seconds: float = DEFAULT_ALARM_SECONDS,
+    alarm_seconds: float | None = None,
 ) -> tuple[list[dict], str | None]:
     """The window before the alarm as one row (without label), or `([], reason)` when the record cannot give it.
-    ECG: lead II, else the first ECG lead usable in that window (`tasks.common.usable_ecg_channel`)."""
+    ECG: lead II, else the first ECG lead usable in that window (`tasks.common.usable_ecg_channel`). The alarm time
+    is `alarm_time(recording, alarm_seconds)`."""
+    alarm_seconds = alarm_time(recording, alarm_seconds)
     ecg = usable_ecg_channel(recording, find_channel, alarm_seconds - window_seconds, alarm_seconds)
     if ecg is None:
         return [], "no_ecg_channel"
@@ -137,7 +163,7 @@ def build_dataset(
     find_channel: ChannelFinder | None = None,
     labels_csv: str | Path | None = None,
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
-    alarm_seconds: float = DEFAULT_ALARM_SECONDS,
+    alarm_seconds: float | None = None,
     seed: int = 0,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     require_labels: bool = True,
@@ -148,7 +174,8 @@ def build_dataset(
         data_dir: folder of WFDB records (searched recursively).
         reader, find_channel: see `tasks.common`.
         labels_csv: CSV of labels; defaults to `data_dir/labels.csv` when it exists, else header comments.
-        window_seconds / alarm_seconds: the input window ends at the alarm.
+        window_seconds / alarm_seconds: the input window ends at the alarm; `alarm_seconds=None` reads each
+            record's `#alarm_seconds:` header comment, else 300 s.
         seed / fractions: the record-level split (stratified by label).
         require_labels: False keeps unlabelled records with label -1 (for prediction).
 
@@ -190,9 +217,10 @@ def build_dataset(
             f"{data_dir}: none of {len(paths)} records has a label. Expected header comments `#True alarm` / "
             "`#False alarm`, or a labels.csv in that folder with columns record,label (1 = true alarm, 0 = false)."
         )
-    options = dict(data_dir=str(data_dir), window_seconds=window_seconds, alarm_seconds=alarm_seconds,
+    options = dict(data_dir=str(data_dir), window_seconds=window_seconds,
+                   alarm_seconds=alarm_seconds if alarm_seconds is not None else "per record (header comment, else 300)",
                    labels_source=str(csv_path) if csv_labels else "header comments")
     return make_dataset(NAME, rows, report, options, "label", seed, fractions)
 
 
-__all__ = ["NAME", "HEAD_CLASS", "ID2LABEL", "build_dataset", "label_from_comments", "read_label_csv", "record_windows"]
+__all__ = ["NAME", "HEAD_CLASS", "ID2LABEL", "alarm_time", "build_dataset", "label_from_comments", "read_label_csv", "record_windows"]
