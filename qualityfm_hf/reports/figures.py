@@ -1,4 +1,4 @@
-"""Figures and the Markdown report of `qualityfm quickstart`.
+"""Figures of `qualityfm quickstart`'s report.
 
 Each plot function takes plain arrays and a path, writes one PNG (matplotlib, Agg backend) and returns the path.
 """
@@ -56,46 +56,56 @@ def plot_quality_timeline(windows: dict[str, list[tuple[float, int]]], path: str
 
 def plot_spectra(target_amplitude: np.ndarray, target_phase: np.ndarray, predicted_amplitude: np.ndarray,
                  predicted_phase: np.ndarray, path: str | Path, sampling_rate: float = 300.0,
-                 num_samples: int = 9000, channel_names=("PPG", "ECG_II"), title: str = "") -> Path:
-    """Teacher-window spectral targets vs the student's predictions, (channels, bins) each, z-scored."""
+                 num_samples: int = 9000, channel_names=("PPG", "ECG_II"), title: str = "",
+                 show_phase: bool = True) -> Path:
+    """Teacher-window spectral targets vs the student's predictions, (channels, bins) each, z-scored. With
+    `show_phase=False` (a recipe whose phase loss weight is 0: the decoder's phase output is never trained) only the
+    amplitude panels are drawn."""
     plt = _pyplot()
     bins = target_amplitude.shape[-1]
     freqs = np.arange(bins) * sampling_rate / num_samples  # bin spacing 1/30 Hz for 30 s
-    fig, axes = plt.subplots(len(channel_names), 2, figsize=(11, 3.2 * len(channel_names)), squeeze=False)
+    panels = [("amplitude", target_amplitude, predicted_amplitude)]
+    if show_phase:
+        panels.append(("phase", target_phase, predicted_phase))
+    fig, axes = plt.subplots(len(channel_names), len(panels), figsize=(5.5 * len(panels) + 1, 3.0 * len(channel_names)),
+                             squeeze=False)
     for row, name in enumerate(channel_names):
-        for col, (label, target, pred) in enumerate(
-            (("amplitude", target_amplitude, predicted_amplitude), ("phase", target_phase, predicted_phase))
-        ):
+        for col, (label, target, pred) in enumerate(panels):
             ax = axes[row, col]
             ax.plot(freqs, target[row], color="black", linewidth=0.9, label="teacher window (target)")
             ax.plot(freqs, pred[row], color="tab:blue", linewidth=0.9, alpha=0.8, label="student prediction")
             ax.set(title=f"{name} {label} (z-scored)", xlabel="frequency (Hz)")
             ax.legend(loc="upper right", fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
 
 
-def plot_roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Path:
-    """ROC curve per model: name -> (labels in {0, 1}, scores). A curve needs both classes; else it is noted."""
+def plot_roc_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: str | Path,
+                    titles: dict[str, str] | None = None) -> Path:
+    """One ROC panel per task, one curve per method: `{task: {method: (labels in {0, 1}, scores)}}`. The legend gives
+    each curve's AUROC; a method whose records hold one class is listed without a curve."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    for name, (labels, scores) in curves.items():
-        labels, scores = np.asarray(labels), np.asarray(scores)
-        if labels.min() == labels.max():
-            ax.plot([], [], " ", label=f"{name}: one class only in this split, no ROC")
-            continue
-        fpr, tpr, _ = roc_curve(labels, scores)
-        ax.step(fpr, tpr, where="post", label=f"{name} (AUROC {roc_auc_score(labels, scores):.2f}, n={labels.size})")
-    ax.plot([0, 1], [0, 1], "k--", linewidth=1)
-    ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=title or "ROC on held-out records",
-           xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
-    ax.legend(loc="lower right", fontsize=8)
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.6 * len(curves), 5.8), squeeze=False)
+    for ax, (task, methods) in zip(axes[0], curves.items()):
+        for name, (labels, scores) in methods.items():
+            labels, scores = np.asarray(labels), np.asarray(scores)
+            baseline = name.startswith("baseline:")
+            if labels.min() == labels.max():
+                ax.plot([], [], " ", label=f"{name}: one class only, no ROC")
+                continue
+            fpr, tpr, _ = roc_curve(labels, scores)
+            ax.step(fpr, tpr, where="post", linewidth=1.0 if baseline else 1.6, linestyle=":" if baseline else "-",
+                    label=f"{name} ({roc_auc_score(labels, scores):.2f})")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
+        ax.set(xlabel="1 − specificity", ylabel="sensitivity", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        ax.set_title((titles or {}).get(task, task), fontsize=10)
+        ax.legend(loc="lower right", fontsize=7, title="out-of-fold AUROC", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
