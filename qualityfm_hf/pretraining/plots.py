@@ -54,7 +54,10 @@ def plot_loss_curves(log_history: list[dict], path: str | Path, weights: Mapping
         if positive and len(positive) == len(values) and max(positive) > 20 * min(positive):
             axis.set_yscale("log")
         weight = (weights or {}).get(title)
-        axis.set_title(title.replace("_", " ") + (f" (λ = {weight:g})" if weight is not None else ""))
+        # A term at weight 0 is still computed and logged, but nothing trains it: say so, or its flat or wandering
+        # curve reads as a failure to learn.
+        suffix = "" if weight is None else " (λ = 0: logged, not trained)" if weight == 0 else f" (λ = {weight:g})"
+        axis.set_title(title.replace("_", " ") + suffix)
         axis.set_xlabel("optimiser step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
