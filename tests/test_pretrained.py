@@ -1,6 +1,7 @@
 """The encoder shipped in the package: `pretrained_path`, `pretrained-base` everywhere `--model` is taken."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,7 @@ def test_pretrained_base_model_card_names_data_licence_recipe_and_results():
 
 
 def test_model_names_resolve_and_unknown_sizes_say_what_exists(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     assert resolve_model("pretrained-base") == str(qualityfm_hf.pretrained_path("base"))
     assert resolve_model("base") == "base" and resolve_model(str(tmp_path)) == str(tmp_path)
     with pytest.raises(ValueError, match=r"choose one of \['base'\]"):
@@ -91,3 +93,119 @@ def test_a_model_that_is_neither_a_folder_preset_nor_repo_id_fails_at_once(tmp_p
     err = capsys.readouterr().err
     assert f"--model {name}: " in err and ("does not exist" in err or "not a folder" in err)
     assert time.perf_counter() - started < 5  # no Hub retries
+
+
+# Issue 20 item 5.1: `--model` strings that are no model fail at once, in one line, without ~30 s of Hub retries.
+MODEL_COMMANDS = {
+    "finetune": ["finetune", "--task", "af", "--data", "DATA", "--output", "OUT"],
+    "evaluate": ["evaluate", "--task", "af", "--data", "DATA"],
+    "embed": ["embed", "--task", "af", "--data", "DATA", "--output", "OUT/e.parquet"],
+    "probe": ["probe", "--task", "af", "--data", "DATA"],
+    "predict": ["predict", "DATA"],
+}
+
+
+def run_model_command(command, model, tmp_path):
+    from qualityfm_hf.cli.main import main
+
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "A00002.hea").write_text("A00002 1 300 9000\n")  # a record file, so data checks pass the model checks
+    argv = [arg.replace("DATA", str(data)).replace("OUT", str(tmp_path / "out")) for arg in MODEL_COMMANDS[command]]
+    return main([*argv, "--model", model])
+
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 as a user sets it, with an empty Hub cache. huggingface_hub reads the variable when it is
+    first imported (into `constants.HF_HUB_OFFLINE`), so the constant is set too."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    return tmp_path / "hub_cache"
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+def test_an_uncached_repo_id_offline_fails_at_once_in_every_model_command(offline_hub, tmp_path, capsys, command):
+    import time
+
+    started = time.perf_counter()
+    assert run_model_command(command, "org/qualityfm-af", tmp_path) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"qualityfm {command}: error: --model org/qualityfm-af: ")
+    assert "HF_HUB_OFFLINE=1" in err and "not in the local Hub cache" in err and "hf download" in err
+    assert time.perf_counter() - started < 5
+
+
+def test_a_repo_id_in_the_local_cache_resolves_offline(offline_hub):
+    # The cache layout huggingface_hub writes: models--org--name/{refs/main, snapshots/<commit>/config.json}.
+    repo = offline_hub / "models--org--cached"
+    (repo / "snapshots" / "0").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0")
+    (repo / "snapshots" / "0" / "config.json").write_text("{}")
+    assert resolve_model("org/cached") == "org/cached"
+    with pytest.raises(ValueError, match="HF_HUB_OFFLINE=1"):
+        resolve_model("org/uncached")
+
+
+@pytest.fixture
+def hub_at(monkeypatch):
+    """Point huggingface_hub at `url` in this process: the URL template was built from the endpoint at import."""
+    from huggingface_hub import constants
+
+    def point(url):
+        monkeypatch.setattr(constants, "ENDPOINT", url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+
+    return point
+
+
+def test_an_unreachable_hub_is_said_at_once(hub_at, tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    with socket.socket() as sock:  # a port nothing listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    hub_at(f"http://127.0.0.1:{port}")
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"--model org/qualityfm-af: a Hub repo id, but the Hub is unreachable .*not in "
+                                         r"the local Hub cache.*HF_HUB_OFFLINE=1"):
+        resolve_model("org/qualityfm-af")
+    assert time.perf_counter() - started < 5
+
+
+def test_a_repo_the_hub_does_not_have_is_said_at_once(hub_at, fake_hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    hub_at(fake_hub.url)
+    with pytest.raises(ValueError, match=r"--model org/missing: no such repo on http://127\.0\.0\.1"):
+        resolve_model("org/missing")
+
+
+def test_paths_files_and_bad_ids_are_named_for_what_they_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    cases = {
+        "runs/vt": "not a folder (no such path)",  # `runs/` exists: a path, not the repo `runs/vt`
+        "~/no/such/run": "not a folder (no such path)",
+        "empty": "the folder has no config.json",
+        "weights.safetensors": "a file, not a folder",
+        "bad id!": "not a folder and not a valid Hub repo id",
+        "org/na..me": "not a folder and not a valid Hub repo id",
+    }
+    for model, expected in cases.items():
+        with pytest.raises(ValueError, match=re.escape(f"--model {model}: {expected}")):
+            resolve_model(model)

@@ -21,8 +21,22 @@ def push_command_parser(subparsers):
 
 
 def push_command(args) -> int:
+    from pathlib import Path
+
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
     from ..reports.hub import push_folder
 
+    # Both before any request: a mistyped folder or repo id is not an upload failure.
+    if not Path(args.model).is_dir():
+        raise QualityFMCLIError(f"--model {args.model} is not a folder; pass the checkpoint folder `qualityfm finetune "
+                                "--output` wrote.")
+    try:
+        validate_repo_id(args.repo_id)
+    except HFValidationError:
+        raise QualityFMCLIError(f"--repo-id {args.repo_id!r} is not a valid Hub repo id; expected org/name (letters, "
+                                "digits, '-', '_' and '.').") from None
     try:
         url = push_folder(args.model, args.repo_id, private=args.private, revision=args.revision,
                           commit_message=args.commit_message, token=args.token)
