@@ -34,8 +34,8 @@ def test_build_pairs_text_output_lists_rejects_and_class_matrix(tmp_path, capsys
     records = _records_dir(tmp_path / "records")
     assert main(["build-pairs", "--input", str(records), "--output", str(tmp_path / "p"), "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "records: 3 of 3 done" in text
-    assert "windows: 30 cut, 27 kept, 3 rejected (ppg_nan 0, ecg_nan 3, ppg_flat 0, ecg_flat 0)" in text
+    assert "records: 3 of 3 done: 3 with windows, 0 shorter than one 30-s window, 0 with every window rejected" in text
+    assert "windows: 30 cut, 27 kept, 3 rejected (3 ECG more than 20% missing)\n" in text
     assert "class matrix (rows: teacher class, columns: student class)" in text
     assert text.splitlines()[-1].startswith("Excellent")
 
@@ -46,3 +46,17 @@ def test_build_pairs_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("qualityfm build-pairs: error: input directory") and len(err.strip().splitlines()) == 1
     assert main(["build-pairs", "--input", str(tmp_path), "--output", str(tmp_path / "p"), "--max-records", "0"]) == 1
     assert "--max-records must be >= 1" in capsys.readouterr().err
+
+
+def test_build_pairs_says_records_were_too_short_rather_than_all_rejected(tmp_path, capsys):
+    # Issue 20 item 5.3: 30-s-or-shorter AF ECGs were counted as "all windows rejected" beside "0 rejected".
+    args = ["build-pairs", "--input", str(FIXTURES / "physionet2017_af"), "--output", str(tmp_path / "p"),
+            "--no-progress"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "records: 8 of 8 done: 6 with windows, 2 shorter than one 30-s window, 0 with every window rejected, " \
+           "0 skipped\nwindows: 6 cut, 6 kept, 0 rejected\n" in text
+    assert "all windows rejected" not in text
+    assert main([*args, "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["counts"]
+    assert (counts["records_too_short"], counts["records_all_rejected"], counts["records_without_windows"]) == (2, 0, 2)

@@ -59,3 +59,40 @@ def test_a_folder_of_records_scores_each_record_and_an_empty_folder_is_one_line(
     (tmp_path / "empty").mkdir()
     assert main(["quality", str(tmp_path / "empty")]) == 1
     assert "is a folder without WFDB records" in capsys.readouterr().err
+
+
+def centred_pleth_record(folder: Path) -> Path:
+    """v100s with its PLETH centred on 0, as the monitor exported PLETH in many PhysioNet 2015 records."""
+    import numpy as np
+    import wfdb
+
+    record = wfdb.rdrecord(str(FIXTURES / "v100s"), channel_names=["II", "PLETH"])
+    signals = record.p_signal.copy()
+    signals[:, 1] -= np.nanmean(signals[:, 1])
+    wfdb.wrsamp("centred", fs=record.fs, units=record.units, sig_name=record.sig_name, p_signal=signals,
+                fmt=["16", "16"], write_dir=str(folder))
+    return folder / "centred"
+
+
+def test_a_raw_record_with_a_centred_pleth_scores_without_warnings(tmp_path, capsys, recwarn):
+    # Issue 20 item 5.3: `qualityfm quality` on raw PhysioNet 2015 records warned "Pass raw PPG windows, not centred
+    # or normalised ones" once per record with such a PLETH, naming none, and scored the windows whose mean fell
+    # below 0 as having no PPG signal.
+    record = centred_pleth_record(tmp_path)
+    assert main(["quality", str(record), "--json", "--num-workers", "1"]) == 0
+    centred = json.loads(capsys.readouterr().out)["records"][0]
+    assert main(["quality", str(FIXTURES / "v100s"), "--json", "--num-workers", "1"]) == 0
+    offset = json.loads(capsys.readouterr().out)["records"][0]
+    assert not [w for w in recwarn if "PPG" in str(w.message)] and centred["notes"] == []
+    assert [w["ppg"] for w in centred["windows"]] == pytest.approx([w["ppg"] for w in offset["windows"]], abs=2e-3)
+
+
+def test_a_genuinely_negative_ppg_is_noted_once_under_the_record(shared_data, capsys, recwarn):
+    # v212s: in 4 of its 10 windows the PLETH sits well below 0 (means down to -12 for a swing of 5).
+    folder = shared_data / "physionet2015_vt"
+    assert main(["quality", str(folder / "v212s"), str(folder / "v162s"), "--num-workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert not [w for w in recwarn if "PPG" in str(w.message)]
+    notes = [line for line in out.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "4 of 10 windows have a PPG mean below 0" in notes[0]
+    assert out.index("v212s") < out.index(notes[0]) < out.index("v162s")  # printed under v212s, its record

@@ -297,3 +297,28 @@ def test_float32_windows_score_as_their_float64_values():
         double = score_windows(windows.astype(np.float64), FS, num_workers=1, ecg_method=method)
         for field in ("ecg", "ppg", "combined"):
             np.testing.assert_allclose(getattr(single, field), getattr(double, field), rtol=0, atol=1e-12)
+
+
+def test_a_ppg_centred_on_zero_scores_the_same_whatever_the_sign_of_its_mean():
+    # Issue 20 item 5.3: many PhysioNet 2015 PLETH channels are exported centred on 0 (AC-coupled), with window means
+    # of +-0.01 for a swing of 4. The perfusion component tested the mean's sign alone, so such windows scored 0 or
+    # 1 on it at random, and the negative ones warned "Pass raw PPG windows" about a raw record.
+    import warnings
+
+    from qualityfm_hf.quality.ppg import _ppg_quality_batch
+
+    real = v100s_windows()[:8, 0]  # real PLETH, offset by the monitor (mean 2.5, swing 5)
+    centred = real - real.mean(axis=1, keepdims=True)
+    swing = np.ptp(real, axis=1, keepdims=True)
+    above, below = centred + 0.005 * swing, centred - 0.005 * swing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning for a centred PPG
+        scores_above, no_dc_above = _ppg_quality_batch(above, FS)
+        scores_below, no_dc_below = _ppg_quality_batch(below, FS)
+    assert no_dc_above == no_dc_below == 0
+    np.testing.assert_allclose(scores_below, scores_above, atol=1e-9)
+    # The other components do not see the shift, so the centred rows score as the offset ones do.
+    np.testing.assert_allclose(scores_above, _ppg_quality_batch(real, FS)[0], atol=1e-9)
+    assert (scores_above > 0).sum() >= 4
+    # A mean clearly below 0 (offset or inverted) is still undefined: scored 0 on that component and counted.
+    assert _ppg_quality_batch(real - real.max(axis=1, keepdims=True), FS)[1] == len(real)

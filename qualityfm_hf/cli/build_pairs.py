@@ -10,7 +10,7 @@ from .errors import QualityFMCLIError
 
 BUILD_PAIRS_EXAMPLES = """examples:
   # PhysioNet 2015 alarms: only the 300 s before the alarm (detected from the headers)
-  qualityfm build-pairs --input shared/data/physionet2015_vt --output pairs/vt2015 --num-workers 2
+  qualityfm build-pairs --input qualityfm_hf/data/physionet2015_vt --output pairs/vt2015 --num-workers 2
 
   # try 10 records first; rerunning without --max-records resumes and builds the rest
   qualityfm build-pairs --input records/ --output pairs/ --max-records 10 --json
@@ -67,17 +67,33 @@ def _summary(manifest: dict, output: str, seconds: float) -> dict:
         "rejects": manifest["rejects"],
         "skipped_records": manifest["skipped_records"],
         "class_matrix": manifest["class_matrix"],
+        "config": manifest.get("config", {}),
     }
+
+
+# What each count means, in the words the summary prints (manifest keys: recordings.segmenting.REJECT_REASONS and the
+# records' skip_reason).
+REJECT_TEXT = {"ppg_nan": "PPG more than {pct}% missing", "ecg_nan": "ECG more than {pct}% missing",
+               "ppg_flat": "PPG flat", "ecg_flat": "ECG flat"}
+SKIP_TEXT = {"no_ppg_or_ecg": "no PPG or ECG channel", "empty": "no samples", "all_nan": "PPG and ECG all missing"}
+
+
+def _breakdown(counts: dict, text: dict, **values) -> str:
+    """` (3 ECG flat, 1 no samples)` for the non-zero counts; empty when there are none."""
+    parts = [f"{n} {text.get(key, key).format(**values)}" for key, n in counts.items() if n]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _print_text(summary: dict) -> None:
     c, rejects = summary["counts"], summary["rejects"]
-    print(f"records: {c['records_done']} of {c['records_planned']} done ({c['records_with_windows']} with windows, "
-          f"{c['records_without_windows']} all windows rejected, {c['records_skipped']} skipped)")
-    if summary["skipped_records"]:
-        print("skipped records: " + ", ".join(f"{k} {v}" for k, v in summary["skipped_records"].items()))
-    print(f"windows: {c['windows_total']} cut, {c['windows_kept']} kept, {c['windows_rejected']} rejected ("
-          + ", ".join(f"{k} {v}" for k, v in rejects.items()) + ")")
+    config = summary.get("config", {})
+    seconds, pct = config.get("window_seconds", 30.0), round(100 * config.get("max_nan_fraction", 0.2))
+    print(f"records: {c['records_done']} of {c['records_planned']} done: {c['records_with_windows']} with windows, "
+          f"{c.get('records_too_short', 0)} shorter than one {seconds:g}-s window, {c.get('records_all_rejected', 0)} "
+          f"with every window rejected, {c['records_skipped']} skipped"
+          + _breakdown(summary["skipped_records"], SKIP_TEXT))
+    print(f"windows: {c['windows_total']} cut, {c['windows_kept']} kept, {c['windows_rejected']} rejected"
+          + _breakdown(rejects, REJECT_TEXT, pct=pct))
     print(f"pairs: {c['pairs']} in {c['shards']} shards -> {summary['output']} ({summary['seconds']} s)")
     matrix = summary["class_matrix"]
     names = matrix["classes"]

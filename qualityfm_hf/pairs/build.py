@@ -248,6 +248,9 @@ def _summarise(manifest: dict) -> None:
         "records_done": len(records),
         "records_with_windows": status["ok"],
         "records_without_windows": status["no_windows"],
+        # The two ways to have none: shorter than one window (e.g. 9-30 s AF ECGs), or every window rejected.
+        "records_too_short": sum(r["status"] == "no_windows" and r["num_windows"] == 0 for r in records.values()),
+        "records_all_rejected": sum(r["status"] == "no_windows" and r["num_windows"] > 0 for r in records.values()),
         "records_skipped": status["skipped"],
         "windows_total": sum(r["num_windows"] for r in records.values()),
         "windows_kept": sum(r["kept"] for r in records.values()),

@@ -12,7 +12,7 @@ import numpy as np
 from ..utils.processes import worker_pool
 from .common import QUALITY_CLASSES, _check_rate, _interpolate_rows, _warn, quality_class_index
 from .ecg import DEFAULT_ECG_METHOD, ECG_METHODS, _ecg_quality_batch
-from .ppg import _ppg_quality_batch
+from .ppg import NO_DC_MESSAGE, _ppg_quality_batch
 
 
 # =============================================================================
@@ -173,8 +173,7 @@ def score_windows(
     else:
         ppg_scores, ecg_scores, no_dc = _score_in_pool(ppg, ecg, has_ppg, has_ecg, rate, ecg_method, workers)
     if no_dc:
-        _warn(f"{no_dc} of {n} windows have a PPG mean <= 0, so the perfusion index is undefined; that "
-              "component scored 0. Pass raw PPG windows, not centred or normalised ones.")
+        _warn(f"{no_dc} of {n} windows have {NO_DC_MESSAGE}.")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # mean of two NaNs -> NaN, wanted

@@ -20,6 +20,12 @@ PPG_METHODS = ("qualityfm",)
 # Rows per block of the PPG SQI: (16, 9000) float64 is 1.1 MB, so the dozen passes over a block stay in the
 # L2 cache instead of streaming the whole batch from memory for each (2.5x faster than whole-batch passes).
 _PPG_BLOCK_ROWS = 16
+# A PPG whose mean lies within this fraction of its pulse swing (max - min) of 0 is centred on 0: the sign of its mean
+# is noise. Many PhysioNet 2015 PLETH channels are exported so by the monitor (AC-coupled: means of +-0.01 for a swing
+# of 4), where raw DC-coupled PPG has a perfusion index AC/DC below ~20 % (a mean above 5 x the swing).
+CENTRED_FRACTION = 0.1
+NO_DC_MESSAGE = ("a PPG mean below 0, not merely centred on 0 (offset or inverted, by the monitor or by processing "
+                 "before scoring), so the perfusion index AC/DC is undefined and scored 0")
 _WELCH_NPERSEG = 256
 # Welch bands of the SQI (Hz, open intervals): pulse band, noise band, total.
 _BAND, _NOISE, _TOTAL = (0.5, 5.0), (5.0, 25.0), (0.1, 50.0)
@@ -96,11 +102,14 @@ def _ppg_quality_block(raw: np.ndarray, sampling_rate: float) -> tuple[np.ndarra
 
     # 3. Perfusion index from the RAW signal, AC / DC = (max - min) / mean. Departure from the reference
     # code, which divides by the mean of the *detrended* signal (~0, random sign) and so scores noise.
-    # A non-positive mean means the PPG was already centred or normalised: the index is undefined and
-    # the component scores 0.
+    # A PPG centred on 0 (|mean| under CENTRED_FRACTION of its swing) scores 1, the limit of AC/DC as the mean
+    # falls to 0 and what a normalised PPG or an offset one (PLETH in normalised units) scores: testing the sign of
+    # its mean alone scored it 0 or 1 at random, window by window. A mean below that is undefined and scores 0.
     ac = raw.max(axis=-1) - raw.min(axis=-1)
-    no_dc = ~(dc > 0)
-    perfusion_score = np.where(no_dc, 0.0, np.clip(10 * ac / np.where(no_dc, 1.0, dc), 0, 1))
+    centred = np.abs(dc) <= CENTRED_FRACTION * ac
+    no_dc = ~(dc > 0) & ~centred
+    perfusion_score = np.where(no_dc, 0.0, np.clip(10 * ac / np.where(dc > 0, dc, 1.0), 0, 1))
+    perfusion_score[centred] = 1.0
 
     # 4. Skewness of the z-scored PPG (a pulse wave is skewed; white noise is not): z has mean 0 and
     # (population) std 1, so mean(z**3) = mean(detrended**3) / std**3 equals scipy.stats.skew(z) (bias=True).
@@ -148,8 +157,8 @@ def ppg_quality(signal: np.ndarray, sampling_rate: float, method: str = "quality
 
     Two departures from the reference code: the perfusion index is AC/DC of the raw signal (the reference
     divides by the mean of the detrended signal, which is ~0 with random sign), so pass raw, un-normalised
-    PPG (a non-positive mean scores that component 0); and the reference's random sample-entropy stub is
-    left out.
+    PPG (a PPG centred on 0, |mean| under a tenth of its swing, scores that component 1, a negative mean 0);
+    and the reference's random sample-entropy stub is left out.
 
     Args:
         signal (`np.ndarray` of shape `(samples,)`): PPG in physical units (not min-max normalised).
@@ -162,8 +171,7 @@ def ppg_quality(signal: np.ndarray, sampling_rate: float, method: str = "quality
     signal = _as_signal(signal, "PPG signal")
     scores, no_dc = _ppg_quality_batch(signal[None], rate)
     if no_dc:
-        _warn("PPG mean is <= 0, so the perfusion index is undefined; that component scored 0. "
-              "Pass the raw PPG, not a centred or normalised one.")
+        _warn(f"The PPG has {NO_DC_MESSAGE}.")
     return float(scores[0])
 
 

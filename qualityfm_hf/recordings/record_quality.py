@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .segmenting import SAMPLING_RATE
 
 TARGET_RATE = SAMPLING_RATE  # 300 Hz, the rate the scores (and QualityFM) are defined at
@@ -31,6 +33,7 @@ def score_record(path: str, window_seconds: float, num_workers: int | None, ecg_
     """
     import numpy as np
 
+    from ..modeling.feature_extraction_qualityfm import QualityFMWarning
     from ..quality import score_windows
     from .io import find_channel, read_recording
 
@@ -59,7 +62,17 @@ def score_record(path: str, window_seconds: float, num_workers: int | None, ecg_
         if channel is not None:
             windows[:, i] = channel[: n * length].reshape(n, length)
     mask = np.array([ppg_name is not None, ecg_name is not None])
-    scores = score_windows(windows, TARGET_RATE, channel_mask=mask, num_workers=num_workers, ecg_method=ecg_method)
+    # The scorer's notices (gaps bridged, a PPG mean below 0) become this record's notes, printed under its name,
+    # rather than Python warnings, one per record, that do not say which record.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityFMWarning)
+        scores = score_windows(windows, TARGET_RATE, channel_mask=mask, num_workers=num_workers,
+                               ecg_method=ecg_method)
+    for warning in caught:
+        if issubclass(warning.category, QualityFMWarning):
+            notes.append(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
     def number(x):
         return None if np.isnan(x) else round(float(x), 4)
