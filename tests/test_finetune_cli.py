@@ -92,7 +92,7 @@ def test_predict_and_evaluate_take_batch_size_and_device(af_model, capsys):
     for command in (["predict", "--model", str(af_model), *records],
                     ["evaluate", "--task", "af", "--model", str(af_model), "--data", str(AF_2017)]):
         assert main([*command, "--device", "gpu7"]) == 1
-        assert "expected a torch device such as cpu, cuda or cuda:0" in capsys.readouterr().err
+        assert "--device is 'gpu7'; expected cpu or cuda" in capsys.readouterr().err
 
 
 def test_predict_accepts_a_folder_of_records(af_model, capsys):
@@ -246,3 +246,32 @@ def test_only_the_main_process_writes_the_fine_tuned_outputs(backbone, tmp_path,
     for folder in ("hold-out", "cv"):
         written = {p.name for p in (tmp_path / folder).iterdir()} if (tmp_path / folder).exists() else set()
         assert not written & {"metrics.json", "model.safetensors", "README.md", "cv_predictions.json"}, written
+
+
+def test_training_shows_one_bar_per_run_and_keeps_the_log_dicts_for_debug(backbone, tmp_path, capsys, monkeypatch):
+    # Issue 20 item 5.6: an AF fine-tune printed a pin_memory warning per evaluation, the Trainer's evaluation bar
+    # drawn inside the training bar (cursor-up codes, `[A` in a log file), transformers' per-file bars and every
+    # log dict (eval_runtime, eval_samples_per_second, ...) on the terminal.
+    from qualityfm_hf.utils import progress
+
+    monkeypatch.setattr(progress, "_ENABLED", True)
+    monkeypatch.delenv(progress.ENV, raising=False)
+    args = ["finetune", "--task", "af", "--data", str(AF_2017), "--model", str(backbone), "--cv", "0",
+            "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
+            "--n-bootstrap", "20"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "--output", str(tmp_path / "bar")]) == 0
+    err = capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert not [w for w in caught if "pin_memory" in str(w.message)]
+    assert "\x1b[A" not in err and "Loading weights" not in err and "Writing model shards" not in err
+    assert "training: 100%" in err and "eval_auroc=" in err and "train_loss=" in err  # the bar holds the latest
+    assert "eval_runtime" not in err and "{'" not in err
+    # Without a bar: one compact line per log; every log dict in full at --verbosity debug.
+    assert main([*args, "--output", str(tmp_path / "lines"), "--disable_tqdm", "true"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[qualityfm] step ")]
+    assert lines and all("eval_runtime" not in line and "{'" not in line for line in lines)
+    assert any(" eval_auroc " in line for line in lines) and any(" loss " in line for line in lines)
+    assert main(["--verbosity", "debug", *args, "--output", str(tmp_path / "debug"), "--disable_tqdm", "true"]) == 0
+    assert "'eval_runtime'" in capsys.readouterr().err

@@ -280,3 +280,18 @@ def test_cli_errors_are_one_line_with_exit_code_1(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert err.startswith(f"qualityfm {argv[0]}: error: ") and re.search(expected, err), err
+
+
+@pytest.mark.parametrize("command", ["embed", "probe"])
+def test_a_folder_without_the_tasks_labels_is_a_one_line_error(tmp_path, capsys, command):
+    # Issue 20 item 5.5: `qualityfm embed --task af` on the VT alarms wrote 0 labelled rows without a word.
+    from conftest import FIXTURES, copy_records
+
+    vt_records = copy_records(("v100s", "v176s", "v290s"), FIXTURES, tmp_path / "vt")
+    argv = [command, "--task", "af", "--model", "base", "--data", str(vt_records), "--no-progress",
+            *(["--output", str(tmp_path / "af.parquet")] if command == "embed" else [])]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"qualityfm {command}: error: {vt_records}: none of its 3 "
+                                                         "records has a label for the af task, which expects")
+    assert "REFERENCE.csv" in err and not (tmp_path / "af.parquet").exists()

@@ -339,3 +339,26 @@ def test_rhythm_targets_are_standardised_rr_statistics_and_the_head_trains_on_th
         out.loss.backward()
         optimizer.step()
     assert out.rhythm_loss.item() < 0.5 * first
+
+
+def test_pretrain_help_says_which_loss_terms_the_default_recipe_trains(capsys):
+    # Issue 20 item 5.2: the help promised distillation through a projection head, teacher entropy and prototypes,
+    # with the distillation weight at 0. Every term of weight > 0 is listed with its weight, the others as off.
+    import re
+
+    from qualityfm_hf.cli.main import main
+    from qualityfm_hf.modeling.configuration_qualityfm import QualityFMConfig
+    from qualityfm_hf.pretraining.recipes import loss_weights
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = capsys.readouterr().out
+    default = text[text.index("--recipe default (the default)"):text.index("--recipe paper is")]
+    weights = loss_weights(QualityFMConfig.from_preset("base", **get_recipe("default").config))
+    on = {name for name, weight in weights.items() if weight > 0}
+    for name, weight in weights.items():
+        listed = re.search(rf"^  {name} +{weight:g} ", default, re.M)
+        assert bool(listed) == (name in on), name
+    off = default[default.index("at weight 0"):]
+    assert all(name in off for name in set(weights) - on) and "--set distillation_loss_weight=1" in off
+    assert "teacher entropy" not in default  # only with a distillation term, as the paragraph after says

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from .device import add_device_argument, resolve_device
 from .errors import QualityFMCLIError
 from .finetune import TASK_CHOICES
 
 EMBED_EXAMPLES = """examples:
-  qualityfm embed --model base --task vt-false-alarm --data qualityfm_hf/data/physionet2015_vt --output vt.parquet
-  qualityfm embed --model runs/pretrain --task af --data ../shared/data/physionet2017_af --output af.parquet
+  qualityfm embed --model base --task vt-false-alarm --data qualityfm_hf/data/physionet2015_vt_prealarm --output vt.parquet
+  qualityfm embed --model runs/pretrain/encoder --task af --data qualityfm_hf/data/physionet2017_af --output af.parquet
   qualityfm embed --model base --task abp --data records/ --output abp.parquet --device cuda --batch-size 128
 
 The parquet file has one row per window: record, label (NaN when unknown; SBP for abp, with sbp and dbp columns),
@@ -43,7 +44,7 @@ def add_model_arguments(parser, required: bool = True) -> None:
     parser.add_argument("--data", required=required, help="Folder of the task's records (see the task's docs).")
     parser.add_argument("--window-seconds", type=float, default=None, help="Input window (task default if unset).")
     parser.add_argument("--batch-size", type=int, default=32, help="Windows per forward pass (default 32).")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu).")
+    add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="Seed of a preset's random initialisation (default 0).")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
@@ -53,32 +54,22 @@ def one_line(err: Exception) -> QualityFMCLIError:
     return QualityFMCLIError(" ".join(str(err).split()) or type(err).__name__)
 
 
-def check_device(device: str) -> None:
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise QualityFMCLIError(f"--device is {device!r}; expected a torch device such as cpu, cuda or cuda:0.") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise QualityFMCLIError(f"--device is {device!r}, but torch sees no CUDA device; use --device cpu.")
-
-
-def check_batch_and_device(batch_size: int, device: str) -> None:
-    if batch_size < 1:
-        raise QualityFMCLIError(f"--batch-size must be >= 1; got {batch_size}.")
-    check_device(device)
+def check_batch_and_device(args) -> str:
+    """Check `--batch-size` and `--device`; returns the device (`resolve_device`)."""
+    if args.batch_size < 1:
+        raise QualityFMCLIError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    return resolve_device(args)
 
 
 def embed_frame(args):
     """`probing.embed_task` with the command's options; errors become one-line `QualityFMCLIError`s."""
     from ..finetuning.probing import embed_task
 
-    check_batch_and_device(args.batch_size, args.device)
+    device = check_batch_and_device(args)
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
     try:
-        return embed_task(args.model, args.task, args.data, batch_size=args.batch_size, device=args.device,
-                          progress=not args.no_progress, seed=args.seed, **options)
+        return embed_task(args.model, args.task, args.data, batch_size=args.batch_size, device=device,
+                          progress=not args.no_progress, seed=args.seed, require_any_label=True, **options)
     except (ValueError, OSError) as err:
         raise one_line(err) from None
 

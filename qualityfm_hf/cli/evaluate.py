@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .device import add_device_argument
 from .errors import QualityFMCLIError
 from .finetune import TASK_CHOICES
 
@@ -22,7 +23,7 @@ def evaluate_command_parser(subparsers):
     parser.add_argument("--window-seconds", type=float, default=None)
     parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32, help="Windows per forward pass (default 32).")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu).")
+    add_device_argument(parser)
     parser.set_defaults(func=evaluate_command)
     return parser
 
@@ -31,11 +32,11 @@ def evaluate_command(args) -> int:
     from ..finetuning.evaluation import evaluate_directory
     from .embed import check_batch_and_device
 
-    check_batch_and_device(args.batch_size, args.device)
+    device = check_batch_and_device(args)
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
     try:
         result = evaluate_directory(args.task, args.model, args.data, plot=args.plot, n_bootstrap=args.n_bootstrap,
-                                    dataset_options=options, device=args.device, batch_size=args.batch_size)
+                                    dataset_options=options, device=device, batch_size=args.batch_size)
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None
     if args.json:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..utils.distributed import is_main_process
+from .device import add_device_argument, device_training_arguments, resolve_device
 from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
 
@@ -60,21 +61,26 @@ def finetune_command_parser(subparsers):
     parser.add_argument("--normalization", default=None,
                         choices=("minmax_joint", "minmax_channel", "zscore_channel", "robust_channel"),
                         help="Per-window scaling (default: the task's recipe).")
+    add_device_argument(parser)
     parser.set_defaults(func=finetune_command, accepts_training_arguments=True)
     return parser
 
 
-def parse_training_arguments(extra: list[str], output_dir: str):
-    """`extra` CLI options as `TrainingArguments`, on top of `finetuning.train.training_defaults`."""
+def parse_training_arguments(extra: list[str], output_dir: str, device: str | None = None):
+    """`extra` CLI options as `TrainingArguments`, on top of `finetuning.train.training_defaults` and of what
+    `--device` implies (`device_training_arguments`)."""
     from ..finetuning.train import training_defaults
 
-    return _parse_training_arguments(extra, training_defaults(Path(output_dir) / "checkpoints"), "finetune")
+    defaults = training_defaults(Path(output_dir) / "checkpoints")
+    if device is not None:
+        defaults.update(device_training_arguments(device))
+    return _parse_training_arguments(extra, defaults, "finetune")
 
 
 def finetune_command(args) -> int:
     from ..finetuning.train import finetune
 
-    training_args = parse_training_arguments(getattr(args, "extra", []), args.output)
+    training_args = parse_training_arguments(getattr(args, "extra", []), args.output, resolve_device(args))
     options = {} if args.window_seconds is None else {"window_seconds": args.window_seconds}
     if args.cv is not None and (args.cv < 0 or args.cv == 1) or args.repeats < 1:
         raise QualityFMCLIError(f"--cv must be 0 (one hold-out split) or at least 2 folds, and --repeats at least 1; "

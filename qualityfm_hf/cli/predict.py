@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .device import add_device_argument
 from .errors import QualityFMCLIError
 
 # Exit status when some records were predicted and others could not be (unreadable, no usable window); 2 is
@@ -23,7 +24,7 @@ def predict_command_parser(subparsers):
     parser.add_argument("--window-seconds", type=float, default=None)
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of one line per record.")
     parser.add_argument("--batch-size", type=int, default=32, help="Windows per forward pass (default 32).")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu).")
+    add_device_argument(parser)
     parser.set_defaults(func=predict_command)
     return parser
 
@@ -32,9 +33,9 @@ def predict_command(args) -> int:
     from ..finetuning.evaluation import predict_records
     from .embed import check_batch_and_device
 
-    check_batch_and_device(args.batch_size, args.device)
+    device = check_batch_and_device(args)
     try:
-        results = predict_records(args.model, args.records, args.window_seconds, device=args.device,
+        results = predict_records(args.model, args.records, args.window_seconds, device=device,
                                   batch_size=args.batch_size)
     except (ValueError, FileNotFoundError, OSError) as err:
         raise QualityFMCLIError(str(err)) from None

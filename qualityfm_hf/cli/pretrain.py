@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .device import add_device_argument, device_training_arguments, resolve_device
 from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
 
@@ -21,20 +22,35 @@ EXAMPLES = """examples:
   qualityfm pretrain --pairs pairs/ --output runs/base --resume_from_checkpoint true
   torchrun --nproc_per_node 4 -m qualityfm_hf.cli.main pretrain --pairs pairs/ --output runs/base --bf16
 
---recipe default (the default) is the recipe that learns: window-level distillation through a projection head,
-log-power spectral target, AdamW at 3e-4 with warm-up and clipping, batch 32. --recipe paper is the reference code's:
-its learning rate is --base-learning-rate × total batch / 256 (1e-4 -> 2e-4 at the paper's batch 512). An explicit
---learning_rate is used as is under both. The log holds the collapse monitors (teacher entropy, distinct prototypes,
-effective rank, pairwise cosine) and warns when they show collapse. Writes OUTPUT/checkpoint-*, OUTPUT/model.safetensors (student, teacher and centre),
-OUTPUT/loss_curves.png and OUTPUT/encoder (the teacher encoder: AutoModel.from_pretrained after import qualityfm_hf).
+--recipe default (the default) is the recipe that learns at our data sizes. The student sees the worse window of
+a quality pair (or an augmented copy of the better one; a random 10-30 s crop; one modality dropped 20% of the
+time) and is trained on these loss terms, weighted:
+  band_power_loss 1    the better window's 64 log band powers, from the pooled embedding (a linear head)
+  amplitude_loss  1    the better window's log-power spectrum, through the decoder
+  quality_loss    0.3  the pair builder's quality scores of the window the student sees (a linear head)
+  koleo_loss      0.1  spreads the pooled embeddings of a batch
+and, at weight 0, distillation_loss (DINO, through a projection head), phase_loss and rhythm_loss. AdamW at 3e-4,
+10% warm-up, cosine, gradient clipping at 3, batch 32; the exported encoder is the EMA teacher (0.996 -> 1).
+Turn a term on or change its weight with --set, e.g. --set distillation_loss_weight=1 (its projection head,
+per-prototype centre and teacher-temperature warm-up are set up then), --set rhythm_loss_weight=1.
+--recipe paper is the reference code's: per-token distillation on the encoder tokens (weight 1) with 0.1 x the
+|FFT| amplitude and phase of the better window; its learning rate is --base-learning-rate x total batch / 256
+(1e-4 -> 2e-4 at the paper's batch 512). An explicit --learning_rate is used as is under both.
+The log holds each loss term and the collapse monitors: effective rank and pairwise cosine of the pooled
+embeddings and, with a distillation term, the teacher entropy and distinct prototypes; it warns when they show
+collapse. Writes OUTPUT/checkpoint-*, OUTPUT/model.safetensors (student, teacher and centre), OUTPUT/loss_curves.png
+and OUTPUT/encoder (the teacher encoder: AutoModel.from_pretrained after import qualityfm_hf).
 """
 
 
 def pretrain_command_parser(subparsers):
     parser = subparsers.add_parser(
         "pretrain",
-        help="Self-distillation pretraining on quality pairs; exports the teacher encoder.",
-        description="Pretrain QualityFM by self-distillation on pairs made by `qualityfm build-pairs`.",
+        help="Pretrain on quality pairs (student on the worse window, targets from the better); exports the "
+        "EMA teacher encoder.",
+        description="Pretrain QualityFM on pairs made by `qualityfm build-pairs`: a student encoder sees the worse "
+        "window of each pair and learns the better window's spectrum (what the recipe trains is below); the EMA "
+        "teacher is the exported encoder.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -43,7 +59,8 @@ def pretrain_command_parser(subparsers):
     parser.add_argument("--preset", default="base", choices=("base", "large", "huge"), help="Model size.")
     parser.add_argument("--output", required=True, help="Output folder (TrainingArguments.output_dir).")
     parser.add_argument("--recipe", default="default", choices=("default", "paper"),
-                        help="Pretraining recipe (default: the one that learns; paper: the reference code's).")
+                        help="Pretraining recipe (default: spectral and quality targets, distillation off; paper: the "
+                        "reference code's token distillation). See below.")
     parser.add_argument("--base-learning-rate", "--base_learning_rate", dest="base_learning_rate", type=float, default=None,
                         help="lr per 256 pairs, scaled by the total batch (paper recipe: 1e-4); ignored when "
                              "--learning_rate is given.")
@@ -57,16 +74,21 @@ def pretrain_command_parser(subparsers):
                         help="Override one QualityFMConfig field on top of the recipe (repeatable), e.g. "
                         "--set koleo_loss_weight=0 --set num_prototypes=1024. VALUE is read as JSON, else as text.")
     parser.add_argument("--no-augment", "--no_augment", dest="no_augment", action="store_true", help="Turn off the paper's augmentations.")
+    add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     parser.set_defaults(func=pretrain_command, accepts_training_arguments=True)
     return parser
 
 
-def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "default"):
-    """`extra` CLI options as `TrainingArguments`, on top of the recipe's defaults (`pretraining.RECIPES`)."""
+def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "default", device: str | None = None):
+    """`extra` CLI options as `TrainingArguments`, on top of the recipe's defaults (`pretraining.RECIPES`) and of
+    what `--device` implies (`device_training_arguments`)."""
     from ..pretraining.recipes import recipe_training_defaults
 
-    return _parse_training_arguments(extra, recipe_training_defaults(output_dir, recipe), "pretrain")
+    defaults = recipe_training_defaults(output_dir, recipe)
+    if device is not None:
+        defaults.update(device_training_arguments(device))
+    return _parse_training_arguments(extra, defaults, "pretrain")
 
 
 def parse_config_overrides(items: list[str]) -> dict:
@@ -119,7 +141,7 @@ def pretrain_command(args) -> int:
     for pairs_dir in pairs_dirs:
         if not pairs_dir.is_dir():
             raise QualityFMCLIError(f"--pairs {pairs_dir} is not a folder; make one with `qualityfm build-pairs`.")
-    training_args = parse_training_arguments(args.extra, args.output, args.recipe)
+    training_args = parse_training_arguments(args.extra, args.output, args.recipe, resolve_device(args))
     from ..pretraining.checkpoints import resolve_resume_checkpoint
 
     try:  # before the pairs are read: a wrong checkpoint costs nothing

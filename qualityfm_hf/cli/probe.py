@@ -10,8 +10,8 @@ from .embed import add_model_arguments, embed_frame, one_line
 from .errors import QualityFMCLIError
 
 PROBE_EXAMPLES = """examples:
-  qualityfm probe --model base --task vt-false-alarm --data ../shared/data/physionet2015_vt
-  qualityfm probe --model runs/pretrain --task af --data ../shared/data/physionet2017_af --repeats 10 --json
+  qualityfm probe --model base --task vt-false-alarm --data qualityfm_hf/data/physionet2015_vt_prealarm
+  qualityfm probe --model runs/pretrain/encoder --task af --data qualityfm_hf/data/physionet2017_af --repeats 10 --json
   qualityfm probe --task vt-false-alarm --embeddings vt.parquet          (reuse `qualityfm embed --output vt.parquet`)
 
 Every fold is split by record; C (logistic) and alpha (ridge) are chosen by an inner record-grouped CV on the

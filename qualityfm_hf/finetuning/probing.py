@@ -100,8 +100,19 @@ def check_data_dir(data_dir: str | Path, task: str) -> None:
                          f"{task} records (WFDB .hea + .mat/.dat); point it at the folder that holds them.")
 
 
+# Where each task that keeps unlabelled records (`require_labels=False`) finds its labels, for the error of a folder
+# in which it found none (the builders say the same when labels are required).
+LABEL_SOURCES = {
+    "vt-false-alarm": "PhysioNet 2015 alarm records: header comments `#True alarm` / `#False alarm`, or a labels.csv "
+                      "with columns record,label (1 = true alarm, 0 = false)",
+    "af": "PhysioNet 2017 ECGs with their REFERENCE.csv (record,code with N/A/O/~), or MIMIC PERform AF records "
+          "named or foldered `af` / `non_af`",
+}
+
+
 def embed_task(model, task: str, data_dir: str | Path, *, batch_size: int = 32, device: str = "cpu",
-               progress: bool = True, seed: int = 0, feature_extractor=None, **dataset_options) -> pd.DataFrame:
+               progress: bool = True, seed: int = 0, feature_extractor=None, require_any_label: bool = False,
+               **dataset_options) -> pd.DataFrame:
     """Frozen-encoder embeddings of every window of `task`'s dataset in `data_dir`.
 
     Args:
@@ -109,6 +120,8 @@ def embed_task(model, task: str, data_dir: str | Path, *, batch_size: int = 32, 
             `QualityFMModel` / task head.
         task: "vt-false-alarm", "af" or "abp".
         seed: seed of a preset's random initialisation.
+        require_any_label: raise, before embedding, when no record of `data_dir` has the task's label (a folder of
+            another task's records gives windows all the same, every label NaN).
         feature_extractor (*optional*): defaults to `load_feature_extractor(model)` (the pretraining default for
             presets and loaded models without a saved one).
         **dataset_options: passed to the task's `build_dataset` (e.g. `window_seconds`). Unlabelled records are
@@ -129,6 +142,10 @@ def embed_task(model, task: str, data_dir: str | Path, *, batch_size: int = 32, 
         dataset_options.setdefault("require_labels", False)
     # The builder's train/validation/test split column is ignored: the probe draws its own record-level folds.
     dataset = build_task_table(task, data_dir, **dataset_options)
+    if require_any_label and task in LABEL_SOURCES and len(dataset) and max(dataset["label"]) < 0:
+        records = len(set(dataset["record"]))
+        raise ValueError(f"{data_dir}: none of its {records} records has a label for the {task} task, which expects "
+                         f"{LABEL_SOURCES[task]}. Point --data at such a folder, or pick the --task of these records.")
     features, notes = extract_features(dataset, feature_extractor)
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected all {len(dataset)} windows ({dict(notes)}); "

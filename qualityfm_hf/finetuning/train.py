@@ -238,9 +238,13 @@ def task_config_overrides(task: str, train: list[dict], pooling: str | None) -> 
 
 
 def training_defaults(output_dir: str | Path) -> dict:
-    """`DEFAULT_TRAINING_ARGS` for this launch (`use_cpu` for a CPU-only multi-process one): the defaults of
+    """`DEFAULT_TRAINING_ARGS` for this launch (`use_cpu` for a CPU-only multi-process one; pinned memory only with
+    CUDA, as torch warns at every data loader, i.e. every evaluation, without it): the defaults of
     `training_arguments` and of `qualityfm finetune`'s TrainingArguments options."""
-    return dict(DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(), output_dir=str(output_dir))
+    import torch
+
+    return dict(DEFAULT_TRAINING_ARGS, **cpu_launch_defaults(), output_dir=str(output_dir),
+                dataloader_pin_memory=torch.cuda.is_available())
 
 
 def training_arguments(output_dir: str | Path, **overrides):
