@@ -3,7 +3,7 @@
     import qualityfm_hf
     from qualityfm_hf.finetuning.task_datasets import load_task_feature_extractor
 
-    data = qualityfm_hf.build_task_dataset("af", "../shared/data/physionet2017_af", seed=0)
+    data = qualityfm_hf.build_task_dataset("af", "qualityfm_hf/data/physionet2017_af", seed=0)
     data["train"].features["label"].names                  # ['not AF', 'AF']
     inputs = qualityfm_hf.add_model_inputs(data, load_task_feature_extractor("af"), num_proc=2)
     data.save_to_disk("af_windows")                        # or qualityfm_hf.push_task_dataset(data, "org/af-windows")
