@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .device import add_device_argument, resolve_device
 from .errors import QualityFMCLIError
 
 EXAMPLES = """examples:
@@ -39,7 +40,7 @@ def quickstart_command_parser(subparsers):
                         help="cross-validation folds by record (default: %(default)s)")
     parser.add_argument("--finetune-epochs", type=float, default=DEFAULT_FINETUNE_EPOCHS,
                         help="fine-tuning epochs in each fold (default: %(default)s)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=quickstart_command)
     return parser
@@ -52,18 +53,13 @@ def quickstart_command(args) -> int:
 
     if args.data is not None and not Path(args.data).is_dir():
         raise QualityFMCLIError(f"--data {args.data} is not a directory; pass a folder of WFDB records (.hea + .mat).")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise QualityFMCLIError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu.")
     for name, value, least in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
                                ("--folds", args.folds, 2), ("--finetune-epochs", args.finetune_epochs, 1)):
         if value < least:
             raise QualityFMCLIError(f"{name} must be >= {least}; got {value}.")
     try:
         run_quickstart(args.output, data_dir=args.data, steps=args.steps, batch_size=args.batch_size,
-                       device=args.device, finetune_epochs=args.finetune_epochs, folds=args.folds,
+                       device=resolve_device(args), finetune_epochs=args.finetune_epochs, folds=args.folds,
                        seed=args.seed, tasks=tuple(dict.fromkeys(args.tasks)))
     except (ValueError, FileNotFoundError) as err:
         raise QualityFMCLIError(str(err)) from err
