@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false")
     try:
         from ..utils.memory import keep_freed_memory
+        from ..utils.threads import sleep_idle_threads
 
         keep_freed_memory()  # before torch: steps then reuse freed memory instead of faulting in fresh pages
+        sleep_idle_threads()  # before torch: idle OpenMP threads must not spin on cores that other jobs share
         import qualityfm_hf
 
         qualityfm_hf.load()  # deferred by the `qualityfm` launcher until the arguments were parsed
