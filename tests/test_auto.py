@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, tiny_config
+from conftest import FIXTURES, REPO_ROOT, tiny_config
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
 
 from qualityfm_hf import QualityFMConfig, QualityFMFeatureExtractor, QualityFMForPretraining, QualityFMModel
@@ -19,23 +21,50 @@ from qualityfm_hf import QualityFMConfig, QualityFMFeatureExtractor, QualityFMFo
 FLAT_FILES = {"configuration_qualityfm.py", "modeling_qualityfm.py", "attention_qualityfm.py"}
 
 
+# What "a machine without the package" hides: exactly these top-level modules, wherever they would come from.
+HIDDEN_MODULES = ("qualityfm_hf", "qualityfm_cli")
+
+
 def run_without_package(code: str, cwd, env_extra: dict | None = None, timeout: int = 180) -> dict:
-    """Run `code` in a fresh interpreter that cannot import qualityfm_hf; it prints one JSON line."""
+    """Run `code` in a fresh interpreter that cannot import qualityfm_hf; it prints one JSON line.
+
+    Only the package is hidden, never by matching "qualityfm" in a path: a clone in a folder named qualityfm-hf
+    keeps its .venv (torch, transformers) there too. -I ignores PYTHONPATH, the user site and the script's
+    directory; the repository root is dropped from sys.path by exact path comparison (a legacy editable install
+    puts it there); a meta-path finder placed first refuses qualityfm_hf and qualityfm_cli before the editable
+    install's finder or a regular install in site-packages is consulted. transformers' check_imports then reports a
+    remote-code file that imports qualityfm_hf as a missing package, so such a checkpoint fails here.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON"))}
+    env["HF_HOME"] = str(Path(cwd) / "hf_home")  # remote-code modules are copied under HF_HOME/modules
     env.update(env_extra or {})
-    # -I: isolated mode ignores PYTHONPATH, the user site and the script's directory; the editable install's
-    # finder is hidden by removing its .pth-registered hook before anything imports.
     prelude = textwrap.dedent(
+        f"""
+        import os, sys
+        class _HidePackage:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in {HIDDEN_MODULES!r}:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (hidden by the test)", name=name)
+                return None
+        sys.meta_path.insert(0, _HidePackage())
+        _root = os.path.realpath({str(REPO_ROOT)!r})
+        sys.path[:] = [p for p in sys.path if p in ("", ".") or os.path.realpath(p) != _root]
+        try:
+            import qualityfm_hf
+        except ModuleNotFoundError:
+            pass
+        else:
+            raise SystemExit("qualityfm_hf must not be importable here")
         """
-        import sys, importlib.util
-        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
-                            and "qualityfm" not in repr(f).lower()]
-        sys.path[:] = [p for p in sys.path if "qualityfm" not in p.lower() and p not in ("", ".")]
-        assert importlib.util.find_spec("qualityfm_hf") is None, "qualityfm_hf must not be importable here"
+    )
+    epilogue = textwrap.dedent(
+        f"""
+        _loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {HIDDEN_MODULES!r})
+        assert not _loaded, f"the package was loaded after all: {{_loaded}}"
         """
     )
     result = subprocess.run(
-        [sys.executable, "-I", "-c", prelude + textwrap.dedent(code)],
+        [sys.executable, "-I", "-c", prelude + textwrap.dedent(code) + epilogue],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -64,7 +93,11 @@ def test_checkpoint_holds_safetensors_auto_map_and_flat_remote_code(tmp_path):
     assert config["architectures"] == ["QualityFMModel"]
 
 
-def test_remote_code_loads_without_the_package(tmp_path):
+@pytest.fixture(scope="module")
+def no_package(tmp_path_factory):
+    """One interpreter without the package (it takes seconds to start): a checkpoint without trust_remote_code,
+    the same with it, and a copy whose remote code imports qualityfm_hf (the control: it must not load)."""
+    tmp_path = tmp_path_factory.mktemp("no package")  # a space, as in a clone's path
     torch.manual_seed(0)
     model = QualityFMModel(tiny_config()).eval()
     model.save_pretrained(tmp_path / "ckpt")
@@ -73,42 +106,47 @@ def test_remote_code_loads_without_the_package(tmp_path):
     np.save(tmp_path / "x.npy", x.numpy())
     with torch.no_grad():
         expected = model(x).last_hidden_state.numpy()
+    shutil.copytree(tmp_path / "ckpt", tmp_path / "ckpt_needs_package")
+    modeling = tmp_path / "ckpt_needs_package" / "modeling_qualityfm.py"
+    modeling.write_text("import qualityfm_hf  # noqa: F401\n" + modeling.read_text())
     out = run_without_package(
         f"""
         import json, numpy as np, torch
         from transformers import AutoModel, AutoFeatureExtractor
+        try:
+            AutoModel.from_pretrained({str(tmp_path / 'ckpt')!r})
+            error = None
+        except ValueError as err:
+            error = str(err)
         model = AutoModel.from_pretrained({str(tmp_path / 'ckpt')!r}, trust_remote_code=True).eval()
         fe = AutoFeatureExtractor.from_pretrained({str(tmp_path / 'ckpt')!r}, trust_remote_code=True)
         with torch.no_grad():
             y = model(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))).last_hidden_state.numpy()
         np.save({str(tmp_path / 'y.npy')!r}, y)
-        print(json.dumps({{"model": type(model).__module__ + "." + type(model).__name__,
-                           "fe": type(fe).__name__}}))
+        try:
+            AutoModel.from_pretrained({str(tmp_path / 'ckpt_needs_package')!r}, trust_remote_code=True)
+            control = None
+        except ImportError as err:
+            control = str(err)
+        print(json.dumps({{"error": error, "model": type(model).__module__ + "." + type(model).__name__,
+                           "fe": type(fe).__name__, "control": control}}))
         """,
         cwd=tmp_path,
-        env_extra={"HF_HOME": str(tmp_path / "hf_home")},
     )
+    return {"out": out, "expected": expected, "y": np.load(tmp_path / "y.npy")}
+
+
+def test_remote_code_loads_without_the_package(no_package):
+    out = no_package["out"]
     assert out["model"].startswith("transformers_modules.") and out["model"].endswith(".QualityFMModel")
     assert out["fe"] == "QualityFMFeatureExtractor"
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
+    np.testing.assert_allclose(no_package["y"], no_package["expected"], atol=1e-6)
+    # The process really lacked the package: remote code that imports it did not load there.
+    assert out["control"] and "qualityfm_hf" in out["control"], out["control"]
 
 
-def test_without_package_and_without_trust_remote_code_the_error_says_so(tmp_path):
-    QualityFMModel(tiny_config()).save_pretrained(tmp_path / "ckpt")
-    out = run_without_package(
-        f"""
-        import json
-        from transformers import AutoModel
-        try:
-            AutoModel.from_pretrained({str(tmp_path / 'ckpt')!r})
-            print(json.dumps({{"error": None}}))
-        except ValueError as err:
-            print(json.dumps({{"error": str(err)}}))
-        """,
-        cwd=tmp_path,
-        env_extra={"HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert out["error"] and "trust_remote_code" in out["error"]
+def test_without_package_and_without_trust_remote_code_the_error_says_so(no_package):
+    assert no_package["out"]["error"] and "trust_remote_code" in no_package["out"]["error"]
 
 
 def seed_hub_cache(hf_home, repo_id: str, folder) -> None:
@@ -123,6 +161,24 @@ def seed_hub_cache(hf_home, repo_id: str, folder) -> None:
         (snapshot / file.name).write_bytes(file.read_bytes())
 
 
+def test_from_pretrained_by_repo_id_reads_a_seeded_cache_in_process(tmp_path):
+    """The fast half of the next test: a repo id resolves from the Hub cache alone, to the installed classes."""
+    torch.manual_seed(0)
+    model = QualityFMModel(tiny_config()).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    QualityFMFeatureExtractor().save_pretrained(tmp_path / "ckpt")
+    seed_hub_cache(tmp_path / "hf_home", "org/qualityfm-base", tmp_path / "ckpt")
+    cache = dict(cache_dir=tmp_path / "hf_home" / "hub", local_files_only=True)
+    loaded = AutoModel.from_pretrained("org/qualityfm-base", **cache).eval()
+    assert type(loaded) is QualityFMModel
+    assert type(AutoFeatureExtractor.from_pretrained("org/qualityfm-base", **cache)) is QualityFMFeatureExtractor
+    x = torch.rand(1, 2, 3000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).last_hidden_state, model(x).last_hidden_state, rtol=0, atol=0)
+
+
+# Two fresh interpreters (one without the package, one a pip user's) offline on a seeded HF_HOME.
+@pytest.mark.slow
 def test_from_pretrained_by_repo_id_offline_from_seeded_cache(tmp_path):
     torch.manual_seed(0)
     model = QualityFMModel(tiny_config()).eval()

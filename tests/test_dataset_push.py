@@ -73,6 +73,9 @@ print(json.dumps({{
 """
 
 
+# The round trip is one subprocess pushing and loading through the loopback LFS Hub (10-20 s): the three tests on
+# it run with the slow tests in CI (.ci/run). The fast suite keeps the LFS path (the last test), save_to_disk and
+# the card's provenance with the Hub calls stubbed (tests/test_task_datasets.py).
 @pytest.fixture(scope="module")
 def round_trip(tmp_path_factory):
     """Push the bundled VT windows once per module; the Hub's state and the client's report, for the tests."""
@@ -91,6 +94,7 @@ def round_trip(tmp_path_factory):
         }
 
 
+@pytest.mark.slow
 def test_load_dataset_gives_back_the_pushed_splits_features_and_rows(round_trip):
     out = round_trip["out"]
     assert out["splits"] == {"original": SPLITS, "loaded": SPLITS}
@@ -107,6 +111,7 @@ def test_load_dataset_gives_back_the_pushed_splits_features_and_rows(round_trip)
     assert out["signal_shape"][0] == 2 and out["signal_shape"][1] > 1000  # a PPG + ECG window, not a stub
 
 
+@pytest.mark.slow
 def test_shards_went_through_lfs_and_load_dataset_read_them_from_the_hub(round_trip):
     files, lfs = round_trip["files"], round_trip["lfs"]
     shards = {path for path in files if path.endswith(".parquet")}
@@ -132,6 +137,7 @@ def test_shards_went_through_lfs_and_load_dataset_read_them_from_the_hub(round_t
     assert round_trip["unhandled"] == []
 
 
+@pytest.mark.slow
 def test_push_to_hub_drops_the_provenance_and_push_task_dataset_keeps_it(round_trip):
     out = round_trip["out"]
     original = json.loads(out["description"][0])

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from process_helpers import run_in_own_session
 
+# Two torchrun launches of 2 ranks each (about 40 s of CPU): run by CI with the slow tests (.ci/run).
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parent / "dist_pretrain_script.py"
 
 

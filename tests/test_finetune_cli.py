@@ -180,7 +180,10 @@ def test_finetune_reports_an_unusable_split_in_one_line(backbone, tmp_path, caps
     assert "left ['validation', 'test'] empty" in capsys.readouterr().err
 
 
-# Two subprocesses importing transformers and torch (30-80 s on 2 cores): kept in CI, it is the Hub round trip.
+# Two subprocesses importing transformers and torch (15 s of CPU, 30-80 s on 2 busy cores): the Hub round trip,
+# run by CI with the slow tests (.ci/run). Its parts stay in the fast suite: the loopback Hub round trip
+# (test_hub_server.py, one process), remote code without the package (test_heads.py) and the saved files (above).
+@pytest.mark.slow
 def test_push_then_fresh_process_downloads_and_loads(af_model, hub_env):
     push = subprocess.run(
         [sys.executable, "-m", "qualityfm_hf.cli.main", "push", "--model", str(af_model), "--repo-id", "org/qfm-af"],

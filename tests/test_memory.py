@@ -12,6 +12,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 
 REALLOCATE = """
 import ctypes, ctypes.util, resource, sys
+import qualityfm_cli  # noqa: F401  (as the CLI does: defers `import qualityfm_hf`'s torch import, ~8 s)
 from qualityfm_hf.utils.memory import keep_freed_memory
 
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None

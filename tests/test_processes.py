@@ -13,6 +13,7 @@ import pytest
 
 PARENT = """
 import sys, time
+import qualityfm_cli  # noqa: F401  (as the CLI does: defers `import qualityfm_hf`'s torch import, ~8 s)
 from qualityfm_hf.utils.processes import worker_pool
 
 pool = worker_pool(2)

@@ -75,7 +75,32 @@ def test_model_inputs_through_dataset_map_equal_fine_tunings(af_data):
             assert row["model_channel_mask"] == list(reference["channel_mask"])
 
 
-# push_to_hub and push_task_dataset through the loopback Hub: tests/test_dataset_push.py.
+# push_to_hub and push_task_dataset through the loopback Hub: tests/test_dataset_push.py (slow); here, stubbed.
+def test_push_task_dataset_writes_the_provenance_into_the_card_it_reads_back(af_data, monkeypatch):
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    pushed, cards = [], {}
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: pushed.append((repo_id, kw)))
+    # What push_to_hub leaves on the Hub: a card with features and splits, no provenance.
+    plain = "---\nlicense: odc-by\n---\n\n# Dataset card\n"
+    monkeypatch.setattr(DatasetCard, "load", classmethod(lambda cls, repo_id, **kw: cls(cards.get(repo_id, plain))))
+
+    def push_card(card, repo_id, **kwargs):
+        assert kwargs["repo_type"] == "dataset"
+        cards[repo_id] = str(card)
+        return "card commit"
+
+    monkeypatch.setattr(DatasetCard, "push_to_hub", push_card)
+    assert qualityfm_hf.push_task_dataset(af_data, "org/af", num_shards={"train": 2}) == "card commit"
+    assert pushed == [("org/af", {"num_shards": {"train": 2}})]
+    assert qualityfm_hf.task_dataset_provenance("org/af") == json.loads(af_data["train"].info.description)
+    card = DatasetCard(cards["org/af"])
+    assert card.data["license"] == "odc-by" and "## Provenance" in card.text and "seed 3" in card.text
+    with pytest.raises(ValueError, match="no 'qualityfm_provenance' entry"):
+        qualityfm_hf.task_dataset_provenance("org/plain")
+
+
 def test_save_to_disk_round_trip_keeps_features_and_info(af_data, tmp_path):
     import datasets
 

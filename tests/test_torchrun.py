@@ -20,6 +20,11 @@ torch = pytest.importorskip("torch")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("torch.distributed with the gloo backend is not available", allow_module_level=True)
 
+# Two torchrun launches of 2 ranks each (about 40 s of CPU): run by CI with the slow tests (.ci/run). The fast
+# suite keeps the single-process check that a rank other than 0 writes nothing
+# (test_finetune_cli.py::test_only_the_main_process_writes_the_fine_tuned_outputs).
+pytestmark = pytest.mark.slow
+
 BUNDLED_VT = REPO_ROOT / "qualityfm_hf" / "data" / "physionet2015_vt"
 RECORDS = sorted(p.stem for p in BUNDLED_VT.glob("*.hea"))
 # The smallest run the CLI allows that still writes every output: 2 folds, 1 step each, then the final model.
