@@ -73,7 +73,7 @@ def task_verdicts(task: str, comparison: dict, n_bootstrap: int = 1000, seed: in
         low, high = pooled.get("auroc_ci95", [float("nan")] * 2)
         verdict = "better than chance" if low > 0.5 else "not distinguishable from chance (the interval reaches 0.5)"
         sentences.append(f"{task}: {PRETRAINED} fine-tuned scores AUROC {pooled['auroc']:.3f} "
-                         f"{_interval(low, high)} on records it never saw: {verdict}.")
+                         f"{_interval(low, high)} on records left out of its fine-tuning: {verdict}.")
     pairs = [(PRETRAINED, "random-init", "what pretraining adds to fine-tuning"),
              (f"{PRETRAINED}-probe", "random-init-probe", "what the frozen encoder learned in pretraining")]
     baselines = {m: r["pooled_oof"][0]["auroc"] for m, r in methods.items() if m.startswith("baseline:")}
@@ -258,7 +258,7 @@ def write_report(output_dir: Path, summary: dict, quality_table: str) -> Path:
 def print_results(summary: dict) -> None:
     """The results table and the verdicts on the terminal (stdout), after the run's progress messages."""
     print()
-    print("QualityFM quickstart: out-of-fold AUROC on records each model never saw")
+    print("QualityFM quickstart: AUROC on the records each model was not fitted on (out of fold)")
     width = max(len(row["method"]) for row in summary["results"])
     for task in summary["tasks"]:
         info = summary["tasks"][task]
