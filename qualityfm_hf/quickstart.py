@@ -17,6 +17,7 @@ before the alarm of all 231 VT records, and the 200 PhysioNet 2017 AF ECGs.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -180,16 +181,23 @@ def run_quickstart(
     print(demo["quality_table"])
 
     comparisons = {}
-    for task in tasks:
-        _say(f"4/5 {task}: {folds}-fold cross-validation by record of every method on {task_data[task]}")
-        t0 = time.perf_counter()
-        args = training_arguments(output_dir / f"{task}-folds", seed=seed, use_cpu=use_cpu,
-                                  num_train_epochs=finetune_epochs, disable_tqdm=True, save_only_model=True)
-        comparisons[task] = compare_methods(task, task_data[task], args, folds=folds, seed=seed,
-                                            n_bootstrap=n_bootstrap, device=device, progress=_say)
-        comparisons[task]["data_dir"] = str(task_data[task])
-        comparisons[task]["seconds"] = round(time.perf_counter() - t0, 1)
-        shutil.rmtree(output_dir / f"{task}-folds", ignore_errors=True)
+    # Twelve fine-tunings: the terminal gets one line per method (`_say`), not the Trainer's line per log step.
+    trainer_log = logging.getLogger("qualityfm_hf.utils.trainer_logs")
+    trainer_log_level = trainer_log.level
+    trainer_log.setLevel(max(logging.WARNING, trainer_log.getEffectiveLevel()))
+    try:
+        for task in tasks:
+            _say(f"4/5 {task}: {folds}-fold cross-validation by record of every method on {task_data[task]}")
+            t0 = time.perf_counter()
+            args = training_arguments(output_dir / f"{task}-folds", seed=seed, use_cpu=use_cpu,
+                                      num_train_epochs=finetune_epochs, disable_tqdm=True, save_only_model=True)
+            comparisons[task] = compare_methods(task, task_data[task], args, folds=folds, seed=seed,
+                                                n_bootstrap=n_bootstrap, device=device, progress=_say)
+            comparisons[task]["data_dir"] = str(task_data[task])
+            comparisons[task]["seconds"] = round(time.perf_counter() - t0, 1)
+            shutil.rmtree(output_dir / f"{task}-folds", ignore_errors=True)
+    finally:
+        trainer_log.setLevel(trainer_log_level)
 
     _say("5/5 report")
     curves = {task: {method: (np.array([p["label"] == 1 for p in rows], dtype=int),

@@ -169,7 +169,9 @@ def test_quickstart_end_to_end_writes_a_report_that_matches_its_summary(tmp_path
     out = tmp_path / "qs"
     assert main(["quickstart", "--output", str(out), "--steps", "3", "--folds", "2", "--finetune-epochs", "1",
                  "--tasks", "af", "--no-progress"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "eval_auroc" not in captured.err  # one line per method, not the Trainer's line per log step
     summary = json.loads((out / "summary.json").read_text())
     methods = {row["method"] for row in summary["results"]}
     assert methods == {"pretrained-base", "random-init", "pretrained-base-probe", "random-init-probe",

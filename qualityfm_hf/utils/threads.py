@@ -2,10 +2,11 @@
 proportion to the load instead of several-fold.
 
 By default the OpenMP runtime of torch's CPU build keeps a finished worker thread spinning for a while, waiting for
-the next parallel region. On a machine whose cores are busy with other jobs the spinning threads compete with the
-thread that has work: on a 2-core AMD EPYC with two busy-loop processes beside it, a fine-tuning step of the base
-VT head took 6.5 s with the default and 0.32 s with `OMP_WAIT_POLICY=PASSIVE` (benchmarks/bench_busy_cores.py,
-benchmarks/RESULTS_NOTES.md). The runtime reads the variable once, when torch loads, so the `qualityfm` command
+the next parallel region. On a machine whose cores are busy with other jobs, above all another torch job whose
+threads spin too, the spinning threads compete with the thread that has work: on a 2-core AMD EPYC beside one such
+job, a fine-tuning step of the base VT head took 0.3-2.8 s with the default and 0.13-0.15 s with
+`OMP_WAIT_POLICY=PASSIVE`, which costs nothing measurable on quiet cores (benchmarks/bench_busy_cores.py,
+benchmarks/BUSY_CORES.md). The runtime reads the variable once, when torch loads, so the `qualityfm` command
 sets it before importing torch; from Python, set it in the environment before `import torch`.
 """
 
