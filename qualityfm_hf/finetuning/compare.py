@@ -17,6 +17,7 @@ predictions of all methods cover the same records and can be compared record by 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,10 +76,15 @@ def compare_methods(task: str, data_dir: str | Path, training_args, *, folds: in
     recipe = task_recipe(task, None, None, None)
     dataset = build_task_table(task, data_dir, seed=seed)
     feature_extractor = load_feature_extractor(PRETRAINED, **recipe["feature_extractor"])
-    features, _ = extract_features(dataset, feature_extractor)
-    # The probes read the windows as the encoder saw them in pretraining, not with the fine-tuning recipe's options.
-    probe_features = features if not recipe["feature_extractor"] else \
-        extract_features(dataset, load_feature_extractor(PRETRAINED))[0]
+    with warnings.catch_warnings(record=True) as caught:  # said as progress lines, not as Python warnings
+        warnings.simplefilter("always")
+        features, _ = extract_features(dataset, feature_extractor)
+        # The probes read the windows as the encoder saw them in pretraining, not with the fine-tuning recipe's
+        # options.
+        probe_features = features if not recipe["feature_extractor"] else \
+            extract_features(dataset, load_feature_extractor(PRETRAINED))[0]
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        say(f"{task}: {message}")
     if not features:
         raise ValueError(f"{data_dir}: the feature extractor rejected every {task} window.")
     check_classes(task, features, data_dir)
