@@ -160,6 +160,17 @@ def test_quickstart_cli_rejects_a_missing_data_dir(tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
 
 
+def test_compare_methods_names_the_folds_option_when_a_class_is_too_small(tmp_path):
+    from qualityfm_hf.finetuning.compare import compare_methods
+    from qualityfm_hf.finetuning.train import training_arguments
+
+    for name in ("v254s", "v122s", "v136s"):  # one true alarm, two false
+        for suffix in (".hea", ".mat"):
+            (tmp_path / f"{name}{suffix}").write_bytes((BUNDLED_RECORDS / f"{name}{suffix}").read_bytes())
+    with pytest.raises(ValueError, match=r"3-fold .* at least 3 records of each class.*'true alarm': 1.*--folds"):
+        compare_methods("vt-false-alarm", tmp_path, training_arguments(tmp_path / "ft"), folds=3)
+
+
 @pytest.mark.slow
 def test_quickstart_end_to_end_writes_a_report_that_matches_its_summary(tmp_path, capsys):
     from transformers import AutoModel

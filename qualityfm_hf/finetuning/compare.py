@@ -89,6 +89,11 @@ def compare_methods(task: str, data_dir: str | Path, training_args, *, folds: in
         raise ValueError(f"{data_dir}: the feature extractor rejected every {task} window.")
     check_classes(task, features, data_dir)
     records, strata = record_strata(task, features)
+    too_few = {module.ID2LABEL.get(label, label): strata.count(label) for label in sorted(set(strata))
+               if strata.count(label) < folds}
+    if too_few:
+        raise ValueError(f"{task}: {folds}-fold cross-validation by record needs at least {folds} records of each "
+                         f"class in {data_dir}; found {too_few}. Use fewer folds (quickstart --folds) or more records.")
     split = record_folds(records, strata, folds, 1, seed)
 
     from .baselines import BASELINES, feature_matrix
