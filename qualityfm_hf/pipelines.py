@@ -4,7 +4,7 @@
     import qualityfm_hf
 
     classify = pipeline("waveform-classification", model="runs/af")
-    classify({"ECG_II": ecg, "sampling_rate": 300})          # [{"label": ..., "score": ...}, ...], best first
+    classify({"ECG_II": ecg, "sampling_rate": 300})          # [{"label": ..., "score": ...}, ...], predicted label first
     classify("data/A00002")                                  # a WFDB record: the windows `qualityfm predict` uses
     embed = pipeline("waveform-feature-extraction", model=qualityfm_hf.pretrained_path("base"))
     embed({"PPG": ppg, "ECG_II": ecg, "sampling_rate": 125})  # {"embedding": (512,) float32 array, ...}
@@ -159,8 +159,10 @@ class _WaveformPipeline(ChunkPipeline):
 class WaveformClassificationPipeline(_WaveformPipeline):
     """`pipeline("waveform-classification", model=...)` for the VT-alarm, AF and ABP heads.
 
-    Classification heads return `[{"label": ..., "score": ...}, ...]` for each input, best first (`top_k` keeps
-    that many), with the score a probability averaged over the input's windows. The ABP head returns
+    Classification heads return `[{"label": ..., "score": ...}, ...]` for each input, the predicted label first
+    (`top_k` keeps that many), with the score a probability averaged over the input's windows. A one-logit head
+    predicts with its saved `config.decision_threshold` (0.5 when unset), as `qualityfm predict` does, so the first
+    label can have a score below 0.5. The ABP head returns
     `{"sbp_mmhg": ..., "dbp_mmhg": ..., "windows": n}` (median over windows, as `qualityfm predict`).
     """
 
@@ -187,8 +189,15 @@ class WaveformClassificationPipeline(_WaveformPipeline):
         probs = probs.numpy()
         per_window = np.stack([probs[windows == w].mean(0) for w in np.unique(windows)])  # crop means
         mean = per_window.mean(0)
-        scores = np.array([1.0 - mean, mean]) if np.ndim(mean) == 0 else mean
-        ranked = sorted(((config.id2label[i], float(s)) for i, s in enumerate(scores)), key=lambda x: -x[1])
+        if np.ndim(mean) == 0:
+            # One logit: the saved decision threshold (chosen on out-of-fold predictions) decides the label, as in
+            # `qualityfm predict` and `evaluate`; that label comes first even when its score is below 0.5.
+            threshold = getattr(config, "decision_threshold", None) or 0.5
+            predicted = int(mean >= threshold)
+            scores = {0: 1.0 - float(mean), 1: float(mean)}
+            ranked = [(config.id2label[i], scores[i]) for i in (predicted, 1 - predicted)]
+        else:
+            ranked = sorted(((config.id2label[i], float(s)) for i, s in enumerate(mean)), key=lambda x: -x[1])
         return [{"label": label, "score": score} for label, score in ranked[:top_k]]
 
 

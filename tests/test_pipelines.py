@@ -59,6 +59,28 @@ def test_classification_on_a_record_matches_qualityfm_predict_and_arrays_match_t
     assert len(classify(arrays, top_k=1)) == 1
 
 
+def test_the_pipeline_labels_with_the_saved_threshold_as_predict_does(af_head, tmp_path):
+    """A threshold that is not 0.5 (chosen on out-of-fold predictions) must decide the pipeline's label too."""
+    from qualityfm_hf.modeling.configuration_qualityfm import QualityFMConfig
+
+    records = [str(AF_2017 / name) for name in ("A00002", "A00009")]
+    probability = predict_records(af_head, records[:1])[0]["probability"]
+    folder = tmp_path / "af-threshold"
+    model = QualityFMForAFClassification.from_pretrained(af_head)
+    # Just past the record's probability, on the side that flips the label the 0.5 rule would give.
+    model.config.decision_threshold = probability + 0.01 if probability >= 0.5 else probability - 0.01
+    model.save_pretrained(folder)
+    QualityFMFeatureExtractor.from_pretrained(af_head).save_pretrained(folder)
+    assert QualityFMConfig.from_pretrained(folder).decision_threshold != 0.5
+    classify = pipeline("waveform-classification", model=str(folder), device="cpu")
+    for record, predicted in zip(records, predict_records(folder, records)):
+        result = classify(record)
+        assert result[0]["label"] == predicted["prediction"], record
+        assert dict((r["label"], r["score"]) for r in result)["AF"] == pytest.approx(predicted["probability"], abs=1e-6)
+    by_half = af.ID2LABEL[int(probability >= 0.5)]
+    assert classify(records[0])[0]["label"] != by_half  # the threshold, not 0.5, decided
+
+
 def test_batching_gives_what_one_at_a_time_gives(af_head):
     classify = pipeline("waveform-classification", model=str(af_head), device="cpu")
     records = [str(AF_2017 / name) for name in ("A00002", "A00006", "A00009", "A00011")]
