@@ -161,13 +161,19 @@ def seed_hub_cache(hf_home, repo_id: str, folder) -> None:
         (snapshot / file.name).write_bytes(file.read_bytes())
 
 
-def test_from_pretrained_by_repo_id_reads_a_seeded_cache_in_process(tmp_path):
-    """The fast half of the next test: a repo id resolves from the Hub cache alone, to the installed classes."""
+def seeded_tiny_checkpoint(tmp_path):
+    """A tiny encoder with its feature extractor, saved and seeded into `tmp_path/hf_home` as org/qualityfm-base."""
     torch.manual_seed(0)
     model = QualityFMModel(tiny_config()).eval()
     model.save_pretrained(tmp_path / "ckpt")
     QualityFMFeatureExtractor().save_pretrained(tmp_path / "ckpt")
     seed_hub_cache(tmp_path / "hf_home", "org/qualityfm-base", tmp_path / "ckpt")
+    return model
+
+
+def test_from_pretrained_by_repo_id_reads_a_seeded_cache_in_process(tmp_path):
+    """The fast half of the next test: a repo id resolves from the Hub cache alone, to the installed classes."""
+    model = seeded_tiny_checkpoint(tmp_path)
     cache = dict(cache_dir=tmp_path / "hf_home" / "hub", local_files_only=True)
     loaded = AutoModel.from_pretrained("org/qualityfm-base", **cache).eval()
     assert type(loaded) is QualityFMModel
@@ -180,11 +186,7 @@ def test_from_pretrained_by_repo_id_reads_a_seeded_cache_in_process(tmp_path):
 # Two fresh interpreters (one without the package, one a pip user's) offline on a seeded HF_HOME.
 @pytest.mark.slow
 def test_from_pretrained_by_repo_id_offline_from_seeded_cache(tmp_path):
-    torch.manual_seed(0)
-    model = QualityFMModel(tiny_config()).eval()
-    model.save_pretrained(tmp_path / "ckpt")
-    QualityFMFeatureExtractor().save_pretrained(tmp_path / "ckpt")
-    seed_hub_cache(tmp_path / "hf_home", "org/qualityfm-base", tmp_path / "ckpt")
+    model = seeded_tiny_checkpoint(tmp_path)
     code = """
         import json, torch
         {import_line}
