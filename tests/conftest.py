@@ -15,6 +15,24 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def run_slow_tests() -> bool:
+    """CI runs the README's test command with CI=true: the same command then runs the slow tests too."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without `-m`, deselect the tests marked gpu, and those marked slow unless `run_slow_tests()`: the README's
+    test command stays within minutes on a laptop while CI, running that same command, runs the whole suite."""
+    if config.option.markexpr:
+        return  # the caller chose with -m
+    slow = run_slow_tests()
+    dropped = [item for item in items
+               if item.get_closest_marker("gpu") or (item.get_closest_marker("slow") and not slow)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 def copy_records(names, source: Path, target: Path) -> Path:
     """Copy WFDB records (`.hea` + `.mat`) named `names` from `source` into `target` (created if needed)."""
     import shutil
