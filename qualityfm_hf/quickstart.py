@@ -182,7 +182,8 @@ def run_quickstart(
 
     comparisons = {}
     # Twelve fine-tunings: the terminal gets one line per method (`_say`), not the Trainer's line per log step.
-    trainer_log = logging.getLogger("qualityfm_hf.utils.trainer_logs")
+    from .utils.trainer_logs import logger as trainer_log
+
     trainer_log_level = trainer_log.level
     trainer_log.setLevel(max(logging.WARNING, trainer_log.getEffectiveLevel()))
     try:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..utils.distributed import is_main_process
-from .device import add_device_argument, device_training_arguments, resolve_device
+from .device import add_device_argument, resolve_device
 from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
 
@@ -71,10 +71,7 @@ def parse_training_arguments(extra: list[str], output_dir: str, device: str | No
     `--device` implies (`device_training_arguments`)."""
     from ..finetuning.train import training_defaults
 
-    defaults = training_defaults(Path(output_dir) / "checkpoints")
-    if device is not None:
-        defaults.update(device_training_arguments(device))
-    return _parse_training_arguments(extra, defaults, "finetune")
+    return _parse_training_arguments(extra, training_defaults(Path(output_dir) / "checkpoints"), "finetune", device)
 
 
 def finetune_command(args) -> int:

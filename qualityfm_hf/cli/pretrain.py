@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .device import add_device_argument, device_training_arguments, resolve_device
+from .device import add_device_argument, resolve_device
 from .errors import QualityFMCLIError
 from .training_args import parse_training_arguments as _parse_training_arguments
 
@@ -85,10 +85,7 @@ def parse_training_arguments(extra: list[str], output_dir: str, recipe: str = "d
     what `--device` implies (`device_training_arguments`)."""
     from ..pretraining.recipes import recipe_training_defaults
 
-    defaults = recipe_training_defaults(output_dir, recipe)
-    if device is not None:
-        defaults.update(device_training_arguments(device))
-    return _parse_training_arguments(extra, defaults, "pretrain")
+    return _parse_training_arguments(extra, recipe_training_defaults(output_dir, recipe), "pretrain", device)
 
 
 def parse_config_overrides(items: list[str]) -> dict:

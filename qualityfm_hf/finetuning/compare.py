@@ -25,7 +25,7 @@ import numpy as np
 
 from ..utils.log import get_logger
 from .crossval import cross_validate, oof_predictions, record_folds, record_strata, summarize
-from .finetune_cv import baseline_method, model_method
+from .finetune_cv import baseline_method, model_method, rhythm_matrix
 from .task_data import build_task_table, extract_features, get_task
 from .train import check_classes, load_feature_extractor, task_recipe
 
@@ -33,22 +33,24 @@ logger = get_logger(__name__)
 
 PRETRAINED = "pretrained-base"
 RANDOM_PRESET = "base"
-METHODS = (PRETRAINED, "random-init", f"{PRETRAINED}-probe", "random-init-probe")
 
 
 def probe_method(task: str, encoder_name: str, features: list[dict], *, seed: int = 0,
                  device: str = "cpu") -> Callable:
-    """A frozen-encoder linear probe as a cross-validation method: every window is embedded once, then each fold
-    fits `fit_linear_classifier` on its training windows' embeddings. `features` should be prepared as the encoder
-    was pretrained (`load_feature_extractor(encoder_name)`, without the task recipe's options)."""
+    """A frozen-encoder linear probe as a cross-validation method: every window is embedded once (at the first
+    fold), then each fold fits `fit_linear_classifier` on its training windows' embeddings. `features` should be
+    prepared as the encoder was pretrained (`load_feature_extractor(encoder_name)`, without the task recipe's
+    options)."""
     from .linear import embed_windows, fit_linear_classifier
     from .probing import load_encoder
 
-    encoder = load_encoder(encoder_name, task, seed=seed)
-    embeddings = embed_windows(encoder, features, device=device, progress=False)
-    row_of = {f["row"]: i for i, f in enumerate(features)}
+    embeddings, row_of = None, {f["row"]: i for i, f in enumerate(features)}
 
     def fit_predict(fold, train, test):
+        nonlocal embeddings
+        if embeddings is None:  # once, at the first fold, for all folds
+            encoder = load_encoder(encoder_name, task, seed=seed)
+            embeddings = embed_windows(encoder, features, device=device, progress=False)
         X = embeddings[[row_of[f["row"]] for f in train]]
         y = np.array([int(np.asarray(f["labels"]).reshape(-1)[0] == 1) for f in train])
         groups = np.array([f["record"] for f in train])
@@ -98,30 +100,26 @@ def compare_methods(task: str, data_dir: str | Path, training_args, *, folds: in
 
     from .baselines import BASELINES, feature_matrix
 
-    methods: dict[str, Callable] = {}
+    # method -> (the windows it reads, fit_predict)
+    methods: dict[str, tuple[list[dict], Callable]] = {}
     for name, model in ((PRETRAINED, PRETRAINED), ("random-init", RANDOM_PRESET)):
         args = dataclasses.replace(training_args, output_dir=str(Path(training_args.output_dir) / name))
-        methods[name] = model_method(task, model, args, crop_seconds=recipe["crop_seconds"], seed=seed)
-    methods[f"{PRETRAINED}-probe"] = lambda: probe_method(task, PRETRAINED, probe_features, seed=seed,
-                                                                  device=device)
-    methods["random-init-probe"] = lambda: probe_method(task, RANDOM_PRESET, probe_features, seed=seed,
-                                                                device=device)
+        methods[name] = features, model_method(task, model, args, crop_seconds=recipe["crop_seconds"], seed=seed)
+    for name, model in ((f"{PRETRAINED}-probe", PRETRAINED), ("random-init-probe", RANDOM_PRESET)):
+        methods[name] = probe_features, probe_method(task, model, probe_features, seed=seed, device=device)
     X = feature_matrix(task, dataset.with_format("numpy"))
     for kind in BASELINES[task]:
-        methods[f"baseline:{kind}"] = baseline_method(task, kind, X, seed)
+        methods[f"baseline:{kind}"] = features, baseline_method(task, kind, X, seed)
     if "rhythm_features" in features[0]:
-        R = np.full((len(dataset), np.asarray(features[0]["rhythm_features"]).size), np.nan)
-        for f in features:
-            R[f["row"]] = np.asarray(f["rhythm_features"], dtype=np.float64).reshape(-1)
-        methods["baseline:rhythm_logistic"] = baseline_method(task, "logistic", R, seed)
+        methods["baseline:rhythm_logistic"] = features, baseline_method(
+            task, "logistic", rhythm_matrix(features, len(dataset)), seed)
 
     report = {"records": len(records), "windows": len(features), "folds": folds, "seed": seed,
               "positives": int(sum(s == 1 for s in strata)), "methods": {}, "predictions": {}}
-    for name, method in methods.items():
+    for name, (windows, fit_predict) in methods.items():
         started = time.perf_counter()
         say(f"{task}: {name}, {folds} folds")
-        fit_predict = method() if name.endswith("-probe") else method
-        results = cross_validate(task, probe_features if name.endswith("-probe") else features, split, fit_predict)
+        results = cross_validate(task, windows, split, fit_predict)
         report["methods"][name] = {**summarize(task, results, n_bootstrap),
                                    "seconds": round(time.perf_counter() - started, 1)}
         report["predictions"][name] = oof_predictions(task, results)
@@ -146,4 +144,4 @@ def paired_difference(predictions: dict[str, list[dict]], first: str, second: st
             "records": len(records)}
 
 
-__all__ = ["METHODS", "PRETRAINED", "compare_methods", "paired_difference", "probe_method"]
+__all__ = ["PRETRAINED", "compare_methods", "paired_difference", "probe_method"]

@@ -94,6 +94,15 @@ def baseline_method(task: str, kind: str, X: np.ndarray, seed: int = 0) -> FitPr
     return fit_predict
 
 
+def rhythm_matrix(features: list[dict], rows: int) -> np.ndarray:
+    """The RR-interval statistics the AF head reads (`rhythm_features`), one row per dataset row (`f["row"]`), NaN
+    for rows the feature extractor dropped: the input of the `rhythm_logistic` baseline."""
+    X = np.full((rows, np.asarray(features[0]["rhythm_features"]).size), np.nan)
+    for f in features:
+        X[f["row"]] = np.asarray(f["rhythm_features"], dtype=np.float64).reshape(-1)
+    return X
+
+
 def _say(message: str) -> None:
     logger.info(message)
 
@@ -158,9 +167,7 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
             # The head reads these statistics: the baseline's logistic regression on them alone is close to where
             # its training starts (`init_rhythm_head` fits without the baseline's standard scaling), so the model
             # minus this row is roughly what the embedding adds.
-            X = np.full((len(dataset), np.asarray(features[0]["rhythm_features"]).size), np.nan)
-            for f in features:
-                X[f["row"]] = np.asarray(f["rhythm_features"], dtype=np.float64).reshape(-1)
+            X = rhythm_matrix(features, len(dataset))
             results = cross_validate(task, features, folds, baseline_method(task, "logistic", X, seed))
             report["baseline:rhythm_logistic"] = summarize(task, results, n_bootstrap)
     predictions = oof_predictions(task, model_results)
@@ -209,4 +216,4 @@ def finetune_cv(task: str, data_dir: str | Path, model: str, output_dir: str | P
     return metrics
 
 
-__all__ = ["DEFAULT_FOLDS", "baseline_method", "default_folds", "finetune_cv", "model_method"]
+__all__ = ["DEFAULT_FOLDS", "baseline_method", "default_folds", "finetune_cv", "model_method", "rhythm_matrix"]
