@@ -91,7 +91,7 @@ def pretraining_demo(data_dir: Path, output_dir: Path, steps: int, batch_size: i
     """Steps 1-3: quality, pairs, a short pretraining. Returns what the report needs."""
     from .pairs.build import build_pairs
     from .pairs.dataset import load_pairs
-    from .pretraining.recipes import default_training_arguments
+    from .pretraining.recipes import default_training_arguments, loss_weights
     from .pretraining.trainer import pretrain
     from .tasks.vt_false_alarm import read_label_csv
 
@@ -132,11 +132,8 @@ def pretraining_demo(data_dir: Path, output_dir: Path, steps: int, batch_size: i
         if path.is_file():
             path.unlink()
     losses = [row for row in trainer.state.log_history if "loss" in row and "amplitude_loss" in row]
-    weights = {name: float(getattr(config, f"{name}_weight")) for name in (
-        "distillation_loss", "amplitude_loss", "phase_loss", "koleo_loss", "band_power_loss", "quality_loss",
-        "rhythm_loss") if hasattr(config, f"{name}_weight")}
     return {"data_dir": str(data_dir), "steps": steps, "batch_size": batch_size, "pairs": counts,
-            "quality_table": quality_table(windows), "losses": losses, "loss_weights": weights,
+            "quality_table": quality_table(windows), "losses": losses, "loss_weights": loss_weights(config),
             "spectra": {k: np.asarray(v) for k, v in spectra.items()},
             "seconds": {"quality_and_pairs": round(quality_seconds, 1),
                         "pretraining": round(time.perf_counter() - started, 1)}}
@@ -164,7 +161,7 @@ def run_quickstart(
 
     from .finetuning.compare import compare_methods
     from .finetuning.train import training_arguments
-    from .reports.quickstart_report import print_results, write_report
+    from .reports.quickstart_report import print_results, results_rows, verdicts, write_report
 
     started = time.perf_counter()
     output_dir = Path(output_dir)
@@ -211,8 +208,6 @@ def run_quickstart(
         "finetune_epochs": finetune_epochs, "device": device, "seed": seed,
         "tasks": {task: {k: v for k, v in c.items() if k != "predictions"} for task, c in comparisons.items()},
     }
-    from .reports.quickstart_report import results_rows, verdicts
-
     summary["results"] = results_rows(comparisons)
     summary["verdicts"] = verdicts(demo, comparisons, n_bootstrap=n_bootstrap, seed=seed)
     summary["seconds"] = round(time.perf_counter() - started, 1)

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from qualityfm_hf.recordings.io import _ECG_LEADS, _PPG_NAMES, _normalise_name
+from qualityfm_hf.recordings.io import _PPG_NAMES, _is_ecg_lead, _normalise_name
 
 ALARM_SECONDS = 300.0
 DATA = Path(__file__).resolve().parents[1] / "qualityfm_hf" / "data"
 
 
 def keep_channel(name: str) -> bool:
-    key = _normalise_name(name)
-    return key in _ECG_LEADS or key in _PPG_NAMES
+    """An ECG lead or the PPG, by the reader's own channel-name rules."""
+    return _is_ecg_lead(name) or _normalise_name(name) in _PPG_NAMES
 
 
 def write_prealarm(source: Path, out_dir: Path, seconds: float) -> list[str]:
